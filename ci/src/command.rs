@@ -1,0 +1,39 @@
+//! Running tools with output a failing test can show.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `command` in `dir`; on failure the error holds the command line and
+/// both output streams.
+pub fn run(dir: &Path, program: &str, args: &[&str]) -> Result<Output, String> {
+    run_command(Command::new(program).args(args).current_dir(dir))
+}
+
+pub fn run_command(command: &mut Command) -> Result<Output, String> {
+    let line = describe(command);
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run `{line}`: {e}"))?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(format!(
+            "`{line}` failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+pub fn describe(command: &Command) -> String {
+    let mut line = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    if let Some(dir) = command.get_current_dir() {
+        line = format!("{line}  (in {})", dir.display());
+    }
+    line
+}

@@ -1,0 +1,24 @@
+//! The template's test harness: renders `template/` with cargo-generate and
+//! checks what comes out, as a user and as Argo CD would.
+
+pub mod argocd;
+pub mod command;
+pub mod manifests;
+pub mod project;
+pub mod render;
+pub mod tools;
+
+use std::path::PathBuf;
+
+/// The repository root (the folder holding `cargo-generate.toml`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ci/ has a parent")
+        .to_path_buf()
+}
+
+/// Where every rendered project builds, so dependencies compile once.
+pub fn rendered_target_dir() -> PathBuf {
+    repo_root().join("target").join("rendered")
+}

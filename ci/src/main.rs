@@ -1,0 +1,150 @@
+//! `template-ci`: render the template and try the result.
+//!
+//! ```text
+//! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
+//! template-ci render --name NAME --into DIR [-d key=value]...
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use template_ci::command::run_command;
+use template_ci::render::{Render, ensure_author};
+use template_ci::{rendered_target_dir, repo_root};
+
+const USAGE: &str = "usage:
+  template-ci dev [--name NAME] [--port PORT]
+  template-ci render --name NAME --into DIR [-d key=value]...";
+
+fn main() -> ExitCode {
+    ensure_author();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev(&args[1..]),
+        Some("render") => render(&args[1..]),
+        _ => Err(USAGE.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--flag value` pairs and repeated `-d key=value`.
+struct Flags {
+    values: Vec<(String, String)>,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut values = Vec::new();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+            values.push((flag.clone(), value.clone()));
+        }
+        Ok(Self { values })
+    }
+
+    fn get(&self, flag: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn defines(&self) -> Result<Vec<(String, String)>, String> {
+        self.values
+            .iter()
+            .filter(|(flag, _)| flag == "-d" || flag == "--define")
+            .map(|(_, kv)| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| format!("-d takes key=value, got {kv:?}"))
+            })
+            .collect()
+    }
+}
+
+fn render(args: &[String]) -> Result<(), String> {
+    let flags = Flags::parse(args)?;
+    let name = flags.get("--name").ok_or(USAGE)?;
+    let into = flags.get("--into").ok_or(USAGE)?;
+    let mut render = Render::new(name);
+    render.defines = flags.defines()?;
+    let project = render.into_dir(Path::new(into))?;
+    println!("{}", project.display());
+    Ok(())
+}
+
+/// Renders a plugin with the defaults, builds it, and runs it on loopback
+/// with a fresh development token.
+fn dev(args: &[String]) -> Result<(), String> {
+    let flags = Flags::parse(args)?;
+    let name = flags.get("--name").unwrap_or("my-plugin");
+    let port = flags.get("--port").unwrap_or("4355");
+    let dev_dir = repo_root().join("target").join("dev");
+    let project = Render::new(name)
+        .define("plugin_port", port)
+        .into_dir(&dev_dir)?;
+    eprintln!("rendered {}", project.display());
+
+    let token_file = dev_dir.join(format!("{name}.token"));
+    write_token(&token_file)?;
+
+    let target_dir = rendered_target_dir();
+    eprintln!("building (the first build takes a minute or two)...");
+    run_command(
+        Command::new("cargo")
+            .args(["build", "--locked", "--quiet"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(&project),
+    )?;
+
+    let url = format!("http://127.0.0.1:{port}/api/v1/getparams.execute");
+    println!(
+        "\nThe plugin {name} runs on 127.0.0.1:{port}; its code is in {}.\n\
+         Its token is in {}. Talk to it from another shell:\n\n  \
+         curl -s {url} \\\n    -H \"Authorization: Bearer $(cat {})\" \\\n    \
+         -d '{{\"applicationSetName\":\"demo\",\"input\":{{\"parameters\":{{\"environments\":[\"dev\",\"prod\"]}}}}}}'\n\n\
+         Stop it with Ctrl-C.\n",
+        project.display(),
+        token_file.display(),
+        token_file.display(),
+    );
+    let status = Command::new(target_dir.join("debug").join(name))
+        .env("PLUGIN_TOKEN_FILE", &token_file)
+        .env("PLUGIN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .status()
+        .map_err(|e| format!("cannot start the plugin: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the plugin exited with {status}"))
+    }
+}
+
+/// A random 256-bit token, hex-encoded, readable only by its owner.
+fn write_token(path: &PathBuf) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,51 @@
+//! Linters and validators from PyPI (`ci/requirements.txt`), installed on
+//! first use into a virtualenv under `target/`, so `cargo test` needs no
+//! manual set-up beyond Python 3.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::command::run_command;
+
+const REQUIREMENTS: &str = include_str!("../requirements.txt");
+
+fn tools_dir() -> PathBuf {
+    crate::repo_root().join("target").join("ci-tools")
+}
+
+/// The path of `name` in the virtualenv, installing the virtualenv first if
+/// it is missing or out of date. Safe to call from parallel tests and processes.
+pub fn python_tool(name: &str) -> Result<PathBuf, String> {
+    let dir = tools_dir();
+    let venv = dir.join("venv");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let lock = File::create(dir.join(".lock")).map_err(|e| e.to_string())?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", dir.display()))?;
+
+    // Reinstall when the pins change.
+    let marker = dir.join(format!("installed-{:016x}", fnv1a(REQUIREMENTS.as_bytes())));
+    if !marker.exists() {
+        let requirements = dir.join("requirements.txt");
+        std::fs::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&venv);
+        run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            format!("{e}\nThe manifest and Dockerfile checks need Python 3 with venv (Debian: apt-get install python3-venv).")
+        })?;
+        run_command(
+            Command::new(venv.join("bin").join("pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&marker, "").map_err(|e| e.to_string())?;
+    }
+    Ok(venv.join("bin").join(name))
+}
+
+/// A stable hash, so the marker name follows the requirements' content.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,248 @@
+//! The shared bearer token: loaded from a file, re-read when Kubernetes
+//! rotates the mounted Secret, and compared in constant time.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use subtle::ConstantTimeEq;
+
+use crate::error::PluginError;
+
+/// The tokens currently accepted, and the file they come from.
+///
+/// The file holds one token per line. Normally that is one token; during a
+/// rotation it holds the new and the old one, so the plugin accepts both
+/// while Argo CD switches over (see `deploy/token.sh rotate`).
+#[derive(Debug)]
+pub struct TokenStore {
+    path: PathBuf,
+    current: RwLock<Arc<Tokens>>,
+}
+
+type Tokens = Vec<Box<[u8]>>;
+
+/// Why the token file cannot be used.
+#[derive(Debug)]
+pub enum TokenError {
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Empty {
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreadable { path, error } => write!(
+                f,
+                "cannot read the token file {}: {error}. Mount the plugin's token Secret there \
+                 or point PLUGIN_TOKEN_FILE at a file holding the token Argo CD sends",
+                path.display()
+            ),
+            Self::Empty { path } => write!(
+                f,
+                "the token file {} is empty. Write the token Argo CD sends into it \
+                 (an empty token would let anyone in)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// What a re-read of the token file found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    Unchanged,
+    Rotated,
+}
+
+impl TokenStore {
+    /// Reads the token file; refuses a missing, unreadable or empty one.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Self, TokenError> {
+        let path = path.into();
+        let token = read_token(&path)?;
+        Ok(Self {
+            path,
+            current: RwLock::new(token),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-reads the file. On error the previous token stays in force.
+    pub fn reload(&self) -> Result<Reload, TokenError> {
+        let token = read_token(&self.path)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if *current == token {
+            return Ok(Reload::Unchanged);
+        }
+        *current = token;
+        Ok(Reload::Rotated)
+    }
+
+    /// Compares a presented token with every accepted one in constant time.
+    pub fn verify(&self, presented: &[u8]) -> bool {
+        let current = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
+        // No early exit; only the length can leak, and the length of a random
+        // token is no secret.
+        let matched = current
+            .iter()
+            .fold(subtle::Choice::from(0), |matched, token| {
+                matched | token.ct_eq(presented)
+            });
+        bool::from(matched)
+    }
+
+    /// Checks the `Authorization: Bearer <token>` header of a request.
+    pub fn authorize(&self, request: &HttpRequest) -> Result<(), PluginError> {
+        let presented = bearer_token(request).ok_or(PluginError::MissingToken)?;
+        if self.verify(presented) {
+            Ok(())
+        } else {
+            Err(PluginError::WrongToken)
+        }
+    }
+
+    /// Re-reads the token file every `interval` on a background thread, so a
+    /// rotated Secret takes effect without a restart.
+    pub fn watch(self: &Arc<Self>, interval: Duration) {
+        let store = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("token-reload".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    match store.reload() {
+                        Ok(Reload::Rotated) => {
+                            log::info!("token rotated: re-read {}", store.path.display())
+                        }
+                        Ok(Reload::Unchanged) => {}
+                        Err(error) => log::error!("{error}; keeping the previous token"),
+                    }
+                }
+            })
+            .expect("spawning the token reload thread");
+    }
+}
+
+fn read_token(path: &Path) -> Result<Arc<Tokens>, TokenError> {
+    let bytes = std::fs::read(path).map_err(|error| TokenError::Unreadable {
+        path: path.to_owned(),
+        error,
+    })?;
+    let tokens: Tokens = bytes
+        .split(|&byte| byte == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
+        .map(Box::from)
+        .collect();
+    if tokens.is_empty() {
+        return Err(TokenError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Arc::new(tokens))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(request: &HttpRequest) -> Option<&[u8]> {
+    let value = request.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = token.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn store_with(test: &str, content: &str) -> (TokenStore, PathBuf) {
+        let path = std::env::temp_dir().join(format!("plugin-{test}-{}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        (TokenStore::load(&path).unwrap(), path)
+    }
+
+    #[test]
+    fn trims_whitespace_and_compares_exactly() {
+        let (store, path) = store_with("trim", "  s3cret\n");
+        assert!(store.verify(b"s3cret"));
+        assert!(!store.verify(b"s3cre"));
+        assert!(!store.verify(b"s3cret2"));
+        assert!(!store.verify(b""));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn refuses_missing_and_empty_files() {
+        let missing = TokenStore::load("/nonexistent/token").unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/token"));
+        let path = std::env::temp_dir().join(format!("plugin-auth-empty-{}", std::process::id()));
+        std::fs::write(&path, " \n").unwrap();
+        assert!(matches!(
+            TokenStore::load(&path),
+            Err(TokenError::Empty { .. })
+        ));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn reload_keeps_the_old_token_when_the_new_one_is_empty() {
+        let (store, path) = store_with("reload", "first-token");
+        std::fs::write(&path, "second").unwrap();
+        assert_eq!(store.reload().unwrap(), Reload::Rotated);
+        assert!(store.verify(b"second") && !store.verify(b"first-token"));
+        std::fs::write(&path, "").unwrap();
+        assert!(store.reload().is_err());
+        assert!(store.verify(b"second"));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn accepts_every_token_of_a_rotation() {
+        let (store, path) = store_with("rotation", "new-token\n\n  old-token \n");
+        assert!(store.verify(b"new-token") && store.verify(b"old-token"));
+        assert!(!store.verify(b"new-token\nold-token") && !store.verify(b""));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn parses_the_bearer_header() {
+        let (store, path) = store_with("bearer", "abc-token");
+        let with = |value: &str| {
+            let request = TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request();
+            store.authorize(&request)
+        };
+        assert!(with("Bearer abc-token").is_ok());
+        assert!(with("bearer abc-token").is_ok());
+        assert!(matches!(with("Bearer wrong"), Err(PluginError::WrongToken)));
+        for malformed in ["abc-token", "Basic abc-token", "Bearer ", "Bearer"] {
+            assert!(
+                matches!(with(malformed), Err(PluginError::MissingToken)),
+                "{malformed}"
+            );
+        }
+        let none = TestRequest::default().to_http_request();
+        assert!(matches!(
+            store.authorize(&none),
+            Err(PluginError::MissingToken)
+        ));
+        std::fs::remove_file(path).unwrap();
+    }
+}

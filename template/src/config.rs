@@ -1,0 +1,154 @@
+//! Settings, read from environment variables at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The port the plugin listens on unless `PLUGIN_LISTEN_ADDR` says otherwise.
+pub const DEFAULT_PORT: u16 = {{plugin_port}};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PLUGIN_LISTEN_ADDR`, default `0.0.0.0:<DEFAULT_PORT>`.
+    pub listen_addr: SocketAddr,
+    /// `PLUGIN_TOKEN_FILE`, default `/var/run/argo/token`.
+    pub token_file: PathBuf,
+    /// `PLUGIN_MAX_BODY_BYTES`, default 1 MiB.
+    pub max_body_bytes: usize,
+    /// `PLUGIN_GENERATOR_TIMEOUT_SECS`, default 25: below the controller's 30 s,
+    /// so the operator sees our message rather than a client timeout.
+    pub generator_timeout: Duration,
+    /// `PLUGIN_WORKERS`, default one per CPU.
+    pub workers: Option<usize>,
+    /// How often the token file is re-read.
+    pub token_reload_interval: Duration,
+    /// Time allowed to receive a connection's first request. actix-web's
+    /// timer keeps running while the body arrives and answers with an empty
+    /// 408, so it stays above `body_timeout`.
+    pub header_timeout: Duration,
+    /// Time allowed to receive the request body; answered with a JSON 408.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept: longer than the Go
+    /// client's 90 s idle timeout, so the client closes first and never
+    /// sends a request on a connection we are closing.
+    pub keep_alive: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            token_file: PathBuf::from("/var/run/argo/token"),
+            max_body_bytes: 1024 * 1024,
+            generator_timeout: Duration::from_secs(25),
+            workers: None,
+            token_reload_interval: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Config {
+    /// Time a graceful shutdown waits for in-flight requests: the longest a
+    /// request may take. Keep `terminationGracePeriodSeconds` above it.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.body_timeout + self.generator_timeout
+    }
+
+    /// Reads the `PLUGIN_*` environment variables.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], with the variables coming from `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut config = Self::default();
+        if let Some(addr) = parse(&lookup, "PLUGIN_LISTEN_ADDR")? {
+            config.listen_addr = addr;
+        }
+        if let Some(path) = lookup("PLUGIN_TOKEN_FILE").filter(|p| !p.is_empty()) {
+            config.token_file = PathBuf::from(path);
+        }
+        if let Some(bytes) = parse(&lookup, "PLUGIN_MAX_BODY_BYTES")? {
+            config.max_body_bytes = bytes;
+        }
+        if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_GENERATOR_TIMEOUT_SECS")? {
+            config.generator_timeout = Duration::from_secs(secs);
+        }
+        config.workers = parse(&lookup, "PLUGIN_WORKERS")?;
+        if config.max_body_bytes == 0
+            || config.generator_timeout.is_zero()
+            || config.workers == Some(0)
+        {
+            return Err("PLUGIN_MAX_BODY_BYTES, PLUGIN_GENERATOR_TIMEOUT_SECS and PLUGIN_WORKERS must be above 0".into());
+        }
+        Ok(config)
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(None),
+        Some(value) if value.trim().is_empty() => Ok(None),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|error| format!("{name}={value:?} is invalid: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.listen_addr.port(), DEFAULT_PORT);
+        assert_eq!(config.token_file, PathBuf::from("/var/run/argo/token"));
+        assert_eq!(config.max_body_bytes, 1 << 20);
+        assert_eq!(config.generator_timeout, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn reads_the_environment() {
+        let config = from(&[
+            ("PLUGIN_LISTEN_ADDR", "127.0.0.1:9000"),
+            ("PLUGIN_TOKEN_FILE", "/tmp/t"),
+            ("PLUGIN_MAX_BODY_BYTES", "10"),
+            ("PLUGIN_GENERATOR_TIMEOUT_SECS", "3"),
+            ("PLUGIN_WORKERS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(config.listen_addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.token_file, PathBuf::from("/tmp/t"));
+        assert_eq!(config.max_body_bytes, 10);
+        assert_eq!(config.generator_timeout, Duration::from_secs(3));
+        assert_eq!(config.workers, Some(2));
+    }
+
+    #[test]
+    fn names_the_bad_variable() {
+        let error = from(&[("PLUGIN_MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert!(error.contains("PLUGIN_MAX_BODY_BYTES"), "{error}");
+        assert!(from(&[("PLUGIN_WORKERS", "0")]).is_err());
+        assert!(from(&[("PLUGIN_LISTEN_ADDR", "4355")]).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The HTTP endpoints: `POST /api/v1/getparams.execute`, the probes, and JSON
+//! errors for everything else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::rt::task::JoinHandle;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+use crate::auth::TokenStore;
+use crate::config::Config;
+use crate::error::PluginError;
+use crate::plugin::Generator;
+use crate::protocol::{GetParamsRequest, GetParamsResponse, ParameterMap};
+
+/// The path the ApplicationSet controller posts to.
+pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
+
+/// The ApplicationSet a request came from, recorded for the access log.
+#[derive(Debug, Clone)]
+pub struct ApplicationSetName(pub String);
+
+pub fn routes<G: Generator>(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource(GET_PARAMS_PATH)
+                .route(web::post().to(get_params::<G>))
+                .default_service(web::to(|| method_not_allowed("POST"))),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .default_service(web::to(|| method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .default_service(web::to(|| method_not_allowed("GET"))),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn get_params<G: Generator>(
+    request: HttpRequest,
+    payload: web::Payload,
+    config: web::Data<Config>,
+    tokens: web::Data<TokenStore>,
+    generator: web::Data<G>,
+) -> Result<HttpResponse, PluginError> {
+    // Authenticate before reading a single byte of the body.
+    tokens.authorize(&request)?;
+    let body = read_body(&request, payload, &config).await?;
+    // Whatever the Content-Type: `curl -d` sends form encoding.
+    let params: GetParamsRequest = serde_json::from_slice(&body)
+        .map_err(|error| PluginError::BadRequest(error.to_string()))?;
+    request
+        .extensions_mut()
+        .insert(ApplicationSetName(params.application_set_name.clone()));
+
+    let sets = generate(generator.into_inner(), params, config.generator_timeout).await?;
+    warn_about_reserved_keys(&sets);
+    Ok(HttpResponse::Ok().json(GetParamsResponse::new(sets)))
+}
+
+async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    config: &Config,
+) -> Result<web::Bytes, PluginError> {
+    let limit = config.max_body_bytes;
+    let too_large = PluginError::PayloadTooLarge { limit };
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large);
+    }
+    match actix_web::rt::time::timeout(config.body_timeout, payload.to_bytes_limited(limit)).await {
+        Err(_elapsed) => Err(PluginError::BodyTimeout),
+        Ok(Err(_limit_exceeded)) => Err(too_large),
+        Ok(Ok(Err(error))) => Err(PluginError::BodyRead(error.to_string())),
+        Ok(Ok(Ok(body))) => Ok(body),
+    }
+}
+
+/// Runs the generator on its own task, so a panic becomes a 500 and an
+/// overrun deadline a 504, never a 2xx.
+async fn generate<G: Generator>(
+    generator: Arc<G>,
+    request: GetParamsRequest,
+    deadline: Duration,
+) -> Result<Vec<ParameterMap>, PluginError> {
+    let mut task = AbortOnDrop(actix_web::rt::spawn(async move {
+        generator.generate(request).await
+    }));
+    match actix_web::rt::time::timeout(deadline, &mut task.0).await {
+        Ok(Ok(result)) => result.map_err(PluginError::Generator),
+        Ok(Err(error)) => {
+            log::error!("generator task failed: {error}");
+            Err(PluginError::GeneratorPanicked)
+        }
+        Err(_elapsed) => Err(PluginError::GeneratorTimeout(deadline)),
+    }
+}
+
+/// Stops a generator whose caller is gone (deadline passed, client disconnected).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn warn_about_reserved_keys(sets: &[ParameterMap]) {
+    for key in ["generator", "values"] {
+        if sets.iter().any(|set| set.contains_key(key)) {
+            log::warn!(
+                "the generator returned the reserved key `{key}`; Argo CD overwrites it with the ApplicationSet's own"
+            );
+        }
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready once the server runs: start-up already refused to go on without a token.
+async fn readyz(tokens: web::Data<TokenStore>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "tokenFile": tokens.path(),
+    }))
+}
+
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, PluginError> {
+    Err(PluginError::MethodNotAllowed { allow })
+}
+
+async fn not_found() -> Result<HttpResponse, PluginError> {
+    Err(PluginError::NotFound)
+}
