@@ -3,6 +3,7 @@
 
 pub mod argocd;
 pub mod command;
+pub mod liquid_lint;
 pub mod manifests;
 pub mod project;
 pub mod render;

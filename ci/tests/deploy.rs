@@ -209,7 +209,7 @@ fn pod_labels(deployment: &Value) -> Value {
 }
 
 #[test]
-fn network_policy_admits_only_the_applicationset_controller() {
+fn network_policy_admits_the_applicationset_controller_and_prometheus_only() {
     let objects = install();
     let deployment = find(objects, "Deployment", NAME);
     let policy = find(objects, "NetworkPolicy", NAME);
@@ -220,7 +220,12 @@ fn network_policy_admits_only_the_applicationset_controller() {
     );
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
     let rules = policy["spec"]["ingress"].as_array().unwrap();
-    assert_eq!(rules.len(), 1);
+    // The controller's rule, and with metrics on, Prometheus' (for /metrics).
+    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        rules[1]["from"],
+        json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}])
+    );
     let from = rules[0]["from"].as_array().unwrap();
     assert_eq!(from.len(), 1, "one `from` item: namespace AND pod selector");
     assert_eq!(

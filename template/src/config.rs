@@ -149,6 +149,6 @@ mod tests {
         let error = from(&[("PLUGIN_MAX_BODY_BYTES", "lots")]).unwrap_err();
         assert!(error.contains("PLUGIN_MAX_BODY_BYTES"), "{error}");
         assert!(from(&[("PLUGIN_WORKERS", "0")]).is_err());
-        assert!(from(&[("PLUGIN_LISTEN_ADDR", "4355")]).is_err());
+        assert!(from(&[("PLUGIN_LISTEN_ADDR", "1234")]).is_err());
     }
 }

@@ -11,6 +11,9 @@ pub mod error;
 pub mod generator;
 pub mod handlers;
 pub mod healthcheck;
+{%- if metrics %}
+pub mod metrics;
+{%- endif %}
 pub mod plugin;
 pub mod protocol;
 pub mod server;

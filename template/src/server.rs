@@ -13,6 +13,9 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 use crate::auth::TokenStore;
 use crate::config::Config;
 use crate::handlers::{self, ApplicationSetName};
+{%- if metrics %}
+use crate::metrics;
+{%- endif %}
 use crate::plugin::Generator;
 
 /// Builds the server on a bound listener. Await the returned [`Server`] to
@@ -32,11 +35,18 @@ pub fn build<G: Generator>(
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
+{%- if metrics %}
+    let metrics = web::Data::new(metrics::Metrics::default());
+{%- endif %}
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(config.clone())
             .app_data(tokens.clone())
             .app_data(generator.clone())
+{%- if metrics %}
+            .app_data(metrics.clone())
+            .route("/metrics", web::get().to(metrics::endpoint))
+{%- endif %}
             .wrap(from_fn(access_log))
             .configure(handlers::routes::<G>)
     })
@@ -59,11 +69,14 @@ async fn access_log(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let response = next.call(request).await?;
+{%- if metrics %}
+    metrics::observe(&response, started.elapsed());
+{%- endif %}
     let status = response.status();
     let path = response.request().path();
     let level = if status.is_server_error() {
         log::Level::Warn
-    } else if matches!(path, "/healthz" | "/readyz") {
+    } else if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         log::Level::Debug
     } else {
         log::Level::Info

@@ -1,0 +1,226 @@
+//! Template options: every combination of the optional parts renders, builds,
+//! passes clippy and its tests; custom values reach every file; bad names are
+//! refused at render time.
+
+use std::path::Path;
+use std::process::Command;
+
+use template_ci::command::run;
+use template_ci::manifests::{find, kustomize, parse_yaml, text};
+use template_ci::project::Project;
+use template_ci::render::Render;
+use template_ci::tools::python_tool;
+
+const CI: &str = env!("CARGO_BIN_EXE_template-ci");
+
+fn all_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                files.push((relative, text));
+            }
+        }
+    }
+    files
+}
+
+fn check_workflows(project: &Project) {
+    let workflows = project.dir.join(".github/workflows");
+    for workflow in ["ci.yml", "image.yml"] {
+        run(
+            &workflows,
+            python_tool("check-jsonschema").unwrap().to_str().unwrap(),
+            &["--builtin-schema", "vendor.github-workflows", workflow],
+        )
+        .unwrap();
+    }
+    run(
+        &project.dir,
+        python_tool("check-jsonschema").unwrap().to_str().unwrap(),
+        &[
+            "--builtin-schema",
+            "vendor.dependabot",
+            ".github/dependabot.yml",
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn every_combination_of_optional_parts_builds_lints_and_tests() {
+    for (metrics, github_actions) in [(true, true), (true, false), (false, true), (false, false)] {
+        let name = format!(
+            "plugin-m{}-g{}",
+            u8::from(metrics),
+            u8::from(github_actions)
+        );
+        let render = Render::new(&name)
+            .define("metrics", &metrics.to_string())
+            .define("github_actions", &github_actions.to_string());
+        let project = Project::render(CI, &render).unwrap();
+        let has = |path: &str| project.dir.join(path).exists();
+        assert_eq!(has("src/metrics.rs"), metrics, "{name}");
+        assert_eq!(has("tests/metrics.rs"), metrics, "{name}");
+        assert_eq!(has(".github/workflows/ci.yml"), github_actions, "{name}");
+        assert_eq!(
+            project.read("src/lib.rs").contains("pub mod metrics;"),
+            metrics,
+            "{name}"
+        );
+
+        let objects = parse_yaml(&kustomize(&project.dir.join("deploy")).unwrap()).unwrap();
+        let deployment = find(&objects, "Deployment", &name);
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["prometheus.io/scrape"] == "true",
+            metrics,
+            "{name}"
+        );
+        if github_actions {
+            check_workflows(&project);
+        }
+
+        project.cargo(&["fmt", "--check"]).unwrap();
+        project
+            .cargo(&[
+                "clippy",
+                "--locked",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .unwrap();
+        project.cargo(&["test", "--locked"]).unwrap();
+    }
+}
+
+#[test]
+fn custom_values_reach_code_dockerfile_manifests_and_readme() {
+    let render = Render::new("plugin-custom")
+        .define("plugin_port", "8088")
+        .define("plugin_namespace", "team-a")
+        .define("argocd_namespace", "gitops")
+        .define("image_repository", "registry.example.com/team/x")
+        .define("github_owner", "team-org");
+    let project = Project::render(CI, &render).unwrap();
+
+    // No default is left behind anywhere.
+    for (file, text) in all_files(&project.dir) {
+        for default in [
+            "4355",
+            "argocd-plugins",
+            "ghcr.io",
+            "my-org",
+            "namespace: argocd\n",
+        ] {
+            assert!(
+                !text.contains(default),
+                "{file} still holds the default {default:?}"
+            );
+        }
+    }
+    assert!(
+        project
+            .read("src/config.rs")
+            .contains("DEFAULT_PORT: u16 = 8088;")
+    );
+    let dockerfile = project.read("Dockerfile");
+    assert!(dockerfile.contains("EXPOSE 8088") && dockerfile.contains("release/plugin-custom "));
+    let readme = project.read("README.md");
+    for value in [
+        "127.0.0.1:8088",
+        "team-a",
+        "gitops",
+        "registry.example.com/team/x:0.1.0",
+    ] {
+        assert!(readme.contains(value), "README lacks {value}");
+    }
+    let image_workflow = project.read(".github/workflows/image.yml");
+    assert!(image_workflow.contains("IMAGE: registry.example.com/team/x\n"));
+    assert!(image_workflow.contains("REGISTRY: registry.example.com\n"));
+
+    let objects = parse_yaml(&kustomize(&project.dir.join("deploy")).unwrap()).unwrap();
+    let configmap = find(&objects, "ConfigMap", "plugin-custom");
+    assert_eq!(text(configmap, "/metadata/namespace"), "gitops");
+    assert_eq!(
+        text(configmap, "/data/baseUrl"),
+        "http://plugin-custom.team-a.svc.cluster.local.:8088"
+    );
+    let deployment = find(&objects, "Deployment", "plugin-custom");
+    assert_eq!(text(deployment, "/metadata/namespace"), "team-a");
+    assert_eq!(
+        text(deployment, "/spec/template/spec/containers/0/image"),
+        "registry.example.com/team/x:0.1.0"
+    );
+    let policy = find(&objects, "NetworkPolicy", "plugin-custom");
+    assert_eq!(
+        text(
+            policy,
+            "/spec/ingress/0/from/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name"
+        ),
+        "gitops"
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 8088);
+    let secrets = run(&project.dir, "bash", &["deploy/token.sh", "print"]).unwrap();
+    let secrets = parse_yaml(&String::from_utf8(secrets.stdout).unwrap()).unwrap();
+    assert_eq!(text(&secrets[0], "/metadata/namespace"), "team-a");
+    assert_eq!(text(&secrets[1], "/metadata/namespace"), "gitops");
+
+    project
+        .cargo(&[
+            "clippy",
+            "--locked",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .unwrap();
+    project.cargo(&["test", "--locked"]).unwrap();
+}
+
+#[test]
+fn names_that_are_not_kubernetes_service_names_are_refused() {
+    let long = "a".repeat(64);
+    for (name, reason) in [
+        ("9lives", "must start with a lower-case letter"),
+        (long.as_str(), "is 64 characters long"),
+    ] {
+        let parent = std::env::temp_dir().join("template-ci-refused");
+        let output = Command::new(CI)
+            .args(["render", "--name", name, "--into"])
+            .arg(&parent)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert!(
+            stderr.contains("RFC 1035") || stderr.contains("at most 63"),
+            "{stderr}"
+        );
+    }
+    // A 63-character name is fine.
+    let longest = "a".repeat(63);
+    Project::render(CI, &Render::new(&longest)).unwrap();
+}
+
+#[test]
+fn values_that_would_break_a_manifest_are_refused() {
+    for (key, value) in [
+        ("plugin_port", "70000"),
+        ("plugin_namespace", "Team_A"),
+        ("image_repository", "UPPER/case"),
+    ] {
+        let render = Render::new("plugin-refused").define(key, value);
+        let error = Project::render(CI, &render).unwrap_err();
+        assert!(error.contains(key), "{key}={value}: {error}");
+    }
+}

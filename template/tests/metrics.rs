@@ -1,0 +1,42 @@
+//! `GET /metrics` over real HTTP.
+
+mod common;
+
+use common::{TOKEN, TestServer, request_body};
+use plugin::generator::PluginGenerator;
+use serde_json::json;
+
+#[test]
+fn counts_requests_by_application_set_and_status() {
+    let server = TestServer::start(PluginGenerator::new());
+    let body = request_body("shop", json!({"environments": ["dev"]}));
+    assert_eq!(server.post(Some(TOKEN), &body).status, 200);
+    assert_eq!(server.post(Some(TOKEN), &body).status, 200);
+    assert_eq!(server.post(Some("wrong"), &body).status, 403);
+
+    let response = server.send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(response.body).unwrap();
+    assert!(
+        text.contains("plugin_requests_total{application_set=\"shop\",status=\"200\"} 2\n"),
+        "{text}"
+    );
+    // A request refused before its body was read has no ApplicationSet.
+    assert!(
+        text.contains("plugin_requests_total{application_set=\"\",status=\"403\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "plugin_request_duration_seconds_count{application_set=\"shop\",status=\"200\"} 2\n"
+    ));
+    assert!(
+        !text.contains("/metrics") && !text.contains("healthz"),
+        "only getparams is counted"
+    );
+}
