@@ -2,7 +2,9 @@
 //! checks what comes out, as a user and as Argo CD would.
 
 pub mod argocd;
+pub mod checks;
 pub mod command;
+pub mod conformance;
 pub mod liquid_lint;
 pub mod manifests;
 pub mod project;

@@ -2,19 +2,20 @@
 //!
 //! ```text
 //! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
-//! template-ci render --name NAME --into DIR [-d key=value]...
+//! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
 //! ```
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use template_ci::command::run_command;
+use template_ci::project::cargo_in_shared_target;
 use template_ci::render::{Render, ensure_author};
 use template_ci::{rendered_target_dir, repo_root};
 
 const USAGE: &str = "usage:
   template-ci dev [--name NAME] [--port PORT]
-  template-ci render --name NAME --into DIR [-d key=value]...";
+  template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...";
 
 fn main() -> ExitCode {
     ensure_author();
@@ -78,6 +79,9 @@ fn render(args: &[String]) -> Result<(), String> {
     let into = flags.get("--into").ok_or(USAGE)?;
     let mut render = Render::new(name);
     render.defines = flags.defines()?;
+    if let Some(repo) = flags.get("--template") {
+        render.repo = PathBuf::from(repo);
+    }
     let project = render.into_dir(Path::new(into))?;
     println!("{}", project.display());
     Ok(())
@@ -100,12 +104,7 @@ fn dev(args: &[String]) -> Result<(), String> {
 
     let target_dir = rendered_target_dir();
     eprintln!("building (the first build takes a minute or two)...");
-    run_command(
-        Command::new("cargo")
-            .args(["build", "--locked", "--quiet"])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(&project),
-    )?;
+    cargo_in_shared_target(&project, &["build", "--locked", "--quiet"])?;
 
     let url = format!("http://127.0.0.1:{port}/api/v1/getparams.execute");
     println!(
@@ -118,16 +117,12 @@ fn dev(args: &[String]) -> Result<(), String> {
         token_file.display(),
         token_file.display(),
     );
-    let status = Command::new(target_dir.join("debug").join(name))
+    // Become the plugin, so Ctrl-C reaches it and it shuts down gracefully.
+    let error = Command::new(target_dir.join("debug").join(name))
         .env("PLUGIN_TOKEN_FILE", &token_file)
         .env("PLUGIN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .status()
-        .map_err(|e| format!("cannot start the plugin: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the plugin exited with {status}"))
-    }
+        .exec();
+    Err(format!("cannot start the plugin: {error}"))
 }
 
 /// A random 256-bit token, hex-encoded, readable only by its owner.

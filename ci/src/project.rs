@@ -1,19 +1,22 @@
 //! A rendered project on disk, and the tools the harness runs in it.
 
+use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::command::run_command;
 use crate::render::Render;
 
 /// A project rendered by the `template-ci` binary (a separate process, so
 /// cargo-generate's environment needs are met without touching ours).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Project {
     pub name: String,
     pub dir: PathBuf,
+    release: OnceLock<Result<PathBuf, String>>,
 }
 
 impl Project {
@@ -23,7 +26,9 @@ impl Project {
         let mut command = Command::new(binary);
         command
             .args(["render", "--name", &render.name, "--into"])
-            .arg(&parent);
+            .arg(&parent)
+            .arg("--template")
+            .arg(&render.repo);
         for (key, value) in &render.defines {
             command.args(["-d", &format!("{key}={value}")]);
         }
@@ -31,31 +36,72 @@ impl Project {
         Ok(Self {
             name: render.name.clone(),
             dir: parent.join(&render.name),
+            release: OnceLock::new(),
         })
     }
 
     /// `cargo <args>` in the project, building into the shared target dir.
+    ///
+    /// Every rendered project is the package `plugin` 0.1.0 at its workspace
+    /// root, so cargo gives their artifacts the same names in the shared
+    /// target dir and judges freshness by modification times. So one cargo
+    /// command at a time, with this project's sources made newest first.
     pub fn cargo(&self, args: &[&str]) -> Result<Output, String> {
-        run_command(
-            Command::new("cargo")
-                .args(args)
-                .env("CARGO_TARGET_DIR", crate::rendered_target_dir())
-                .current_dir(&self.dir),
-        )
+        cargo_in_shared_target(&self.dir, args)
     }
 
-    /// Builds the release binary the way the Dockerfile does.
+    /// Builds the release binary the way the Dockerfile does (once).
     pub fn release_binary(&self) -> Result<PathBuf, String> {
-        self.cargo(&["build", "--release", "--locked"])?;
-        Ok(crate::rendered_target_dir()
-            .join("release")
-            .join(&self.name))
+        self.release
+            .get_or_init(|| {
+                self.cargo(&["build", "--release", "--locked"])?;
+                Ok(crate::rendered_target_dir()
+                    .join("release")
+                    .join(&self.name))
+            })
+            .clone()
     }
 
     pub fn read(&self, path: &str) -> String {
         std::fs::read_to_string(self.dir.join(path))
             .unwrap_or_else(|e| panic!("{}/{path}: {e}", self.dir.display()))
     }
+}
+
+/// Runs cargo in `project` with the shared target dir; see [`Project::cargo`].
+pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, String> {
+    let target = crate::rendered_target_dir();
+    std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let lock = File::create(target.join(".harness-lock")).map_err(|e| e.to_string())?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", target.display()))?;
+    touch_sources(project)?;
+    run_command(
+        Command::new("cargo")
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(project),
+    )
+}
+
+fn touch_sources(dir: &Path) -> Result<(), String> {
+    let now = SystemTime::now();
+    let mut stack = vec![dir.join("src"), dir.join("tests")];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(now))
+                    .map_err(|e| format!("touching {}: {e}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A port that was free a moment ago.

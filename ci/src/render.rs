@@ -8,6 +8,8 @@ use cargo_generate::{GenerateArgs, TemplatePath, Vcs};
 /// One rendering of the template.
 #[derive(Debug, Clone)]
 pub struct Render {
+    /// The repository holding `cargo-generate.toml` and `template/`.
+    pub repo: PathBuf,
     pub name: String,
     /// `-d key=value` answers; placeholders not named keep their defaults.
     pub defines: Vec<(String, String)>,
@@ -16,6 +18,7 @@ pub struct Render {
 impl Render {
     pub fn new(name: &str) -> Self {
         Self {
+            repo: crate::repo_root(),
             name: name.to_owned(),
             defines: Vec::new(),
         }
@@ -50,7 +53,7 @@ impl Render {
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         let args = GenerateArgs {
             template_path: TemplatePath {
-                path: Some(crate::repo_root().display().to_string()),
+                path: Some(self.repo.display().to_string()),
                 auto_path: Some("template".into()),
                 ..TemplatePath::default()
             },
@@ -70,7 +73,11 @@ impl Render {
             lib: false,
             ..GenerateArgs::default()
         };
-        cargo_generate::generate(args).map_err(|e| format!("{}: {e:#}", self.command_line()))
+        cargo_generate::generate(args).map_err(|e| {
+            // A refused render can leave the project folder behind.
+            let _ = std::fs::remove_dir_all(&project);
+            format!("{}: {e:#}", self.command_line())
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use template_ci::checks;
 use template_ci::command::{run, run_command};
 use template_ci::manifests::{find, kustomize, parse_yaml, text};
 use template_ci::project::Project;
@@ -30,20 +31,7 @@ fn tool(name: &str) -> String {
 }
 
 #[test]
-fn install_and_sidecar_validate_against_kubernetes_schemas() {
-    let dir = std::env::temp_dir().join(format!("template-ci-manifests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for kustomization in ["deploy", "deploy/sidecar-example"] {
-        let yaml = kustomize(&project().dir.join(kustomization)).unwrap();
-        let file = dir.join(format!("{}.yaml", kustomization.replace('/', "-")));
-        std::fs::write(&file, yaml).unwrap();
-        run(
-            &dir,
-            &tool("kubernetes-validate"),
-            &["--strict", "--quiet", file.to_str().unwrap()],
-        )
-        .unwrap();
-    }
+fn install_holds_the_plugin_side_and_argocds_configmap() {
     let kinds: Vec<&str> = install()
         .iter()
         .map(|o| o["kind"].as_str().unwrap())
@@ -63,32 +51,8 @@ fn install_and_sidecar_validate_against_kubernetes_schemas() {
 }
 
 #[test]
-fn dockerfile_passes_hadolint() {
-    run(
-        &project().dir,
-        &tool("hadolint"),
-        &["--failure-threshold", "warning", "Dockerfile"],
-    )
-    .unwrap();
-}
-
-#[test]
-fn yaml_files_pass_yamllint() {
-    let config = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, \
-                  comments: {min-spaces-from-content: 1}}}";
-    run(
-        &project().dir,
-        &tool("yamllint"),
-        &["--strict", "-d", config, "deploy"],
-    )
-    .unwrap();
-}
-
-#[test]
-fn token_script_passes_shellcheck_and_prints_both_secrets_offline() {
-    let dir = &project().dir;
-    run(dir, "bash", &["-n", "deploy/token.sh"]).unwrap();
-    run(dir, &tool("shellcheck"), &["deploy/token.sh"]).unwrap();
+fn token_script_makes_one_new_strong_token_for_both_secrets_offline() {
+    run(&project().dir, "bash", &["-n", "deploy/token.sh"]).unwrap();
     let first = token_secrets();
     let second = token_secrets();
     let value = |secrets: &[Value], i: usize| text(&secrets[i], "/data/token").to_owned();
@@ -105,142 +69,25 @@ fn token_script_passes_shellcheck_and_prints_both_secrets_offline() {
     assert_eq!(value(&first, 0).len(), 88, "256 bits, hex, base64-encoded");
 }
 
-/// The Secrets `deploy/token.sh print` would apply: plugin's, then Argo CD's.
 fn token_secrets() -> Vec<Value> {
-    let output = run(&project().dir, "bash", &["deploy/token.sh", "print"]).unwrap();
-    let secrets = parse_yaml(&String::from_utf8(output.stdout).unwrap()).unwrap();
-    assert_eq!(secrets.len(), 2);
-    secrets
+    checks::token_secrets(project()).unwrap()
 }
 
 #[test]
-fn argocd_configmap_service_secrets_and_deployment_agree() {
-    let objects = install();
-    let deployment = find(objects, "Deployment", NAME);
-    let service = find(objects, "Service", NAME);
-    let configmap = find(objects, "ConfigMap", NAME);
-    let pod = &deployment["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
-    let env = |name: &str| {
-        container["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .map(|e| text(e, "/value").to_owned())
-            .unwrap_or_else(|| panic!("no env {name}"))
-    };
-
-    // baseUrl reaches the Service, and the Service reaches the container.
-    let plugin_ns = text(deployment, "/metadata/namespace");
-    let port = service["spec"]["ports"][0]["port"].as_u64().unwrap();
-    assert_eq!(
-        text(configmap, "/data/baseUrl"),
-        format!("http://{NAME}.{plugin_ns}.svc.cluster.local.:{port}")
-    );
-    assert_eq!(text(service, "/metadata/namespace"), plugin_ns);
-    assert_eq!(service["spec"]["selector"], pod_labels(deployment));
-    let target = text(service, "/spec/ports/0/targetPort");
-    let container_port = container["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == target)
-        .expect("the Service's targetPort names a container port");
-    assert_eq!(container_port["containerPort"], json!(port));
-    assert_eq!(env("PLUGIN_LISTEN_ADDR"), format!("0.0.0.0:{port}"));
-
-    // The ConfigMap's token names the Secret and key token.sh makes in Argo CD's namespace.
-    let secrets = token_secrets();
-    let (plugin_secret, argocd_secret) = (&secrets[0], &secrets[1]);
-    let argocd_ns = text(configmap, "/metadata/namespace");
-    let reference = text(configmap, "/data/token");
-    let (secret_name, key) = reference
-        .strip_prefix('$')
-        .and_then(|r| r.split_once(':'))
-        .expect("token is $<secret>:<key>");
-    assert_eq!(text(argocd_secret, "/metadata/name"), secret_name);
-    assert_eq!(text(argocd_secret, "/metadata/namespace"), argocd_ns);
-    assert_eq!(
-        text(argocd_secret, "/metadata/labels/app.kubernetes.io~1part-of"),
-        "argocd"
-    );
-    assert!(
-        argocd_secret["data"][key].is_string(),
-        "Argo CD's Secret has key {key}"
-    );
-
-    // The plugin's Secret is mounted whole (no subPath) where PLUGIN_TOKEN_FILE points.
-    let volume = &pod["volumes"].as_array().unwrap()[0];
-    assert_eq!(
-        text(volume, "/secret/secretName"),
-        text(plugin_secret, "/metadata/name")
-    );
-    assert_eq!(text(plugin_secret, "/metadata/namespace"), plugin_ns);
-    let mount = &container["volumeMounts"][0];
-    assert_eq!(mount["name"], volume["name"]);
-    assert!(
-        mount.get("subPath").is_none(),
-        "subPath stops token rotation"
-    );
-    let token_key = plugin_secret["data"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap();
-    assert_eq!(
-        env("PLUGIN_TOKEN_FILE"),
-        format!("{}/{token_key}", text(mount, "/mountPath"))
-    );
-    assert!(env("PLUGIN_TOKEN_FILE").starts_with("/var/run/argo/"));
-
-    // Timeouts: Argo CD waits longer than the plugin's generator deadline
-    // (25 s), and Kubernetes longer than the plugin's shutdown (30 s).
-    let request_timeout: u64 = text(configmap, "/data/requestTimeout").parse().unwrap();
-    assert!(request_timeout > 25);
-    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 30);
-}
-
-fn pod_labels(deployment: &Value) -> Value {
-    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    assert_eq!(deployment["spec"]["selector"]["matchLabels"], *labels);
-    labels.clone()
-}
-
-#[test]
-fn network_policy_admits_the_applicationset_controller_and_prometheus_only() {
-    let objects = install();
-    let deployment = find(objects, "Deployment", NAME);
-    let policy = find(objects, "NetworkPolicy", NAME);
-    let configmap = find(objects, "ConfigMap", NAME);
-    assert_eq!(
-        policy["spec"]["podSelector"]["matchLabels"],
-        pod_labels(deployment)
-    );
-    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+fn wiring_holds_and_prometheus_is_admitted_only_to_the_plugin_port() {
+    checks::wiring(NAME, install(), &token_secrets()).unwrap();
+    let policy = find(install(), "NetworkPolicy", NAME);
     let rules = policy["spec"]["ingress"].as_array().unwrap();
-    // The controller's rule, and with metrics on, Prometheus' (for /metrics).
-    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        rules.len(),
+        2,
+        "the controller's rule and, with metrics on, Prometheus'"
+    );
     assert_eq!(
         rules[1]["from"],
         json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}])
     );
-    let from = rules[0]["from"].as_array().unwrap();
-    assert_eq!(from.len(), 1, "one `from` item: namespace AND pod selector");
-    assert_eq!(
-        from[0]["namespaceSelector"]["matchLabels"],
-        json!({"kubernetes.io/metadata.name": text(configmap, "/metadata/namespace")})
-    );
-    assert_eq!(
-        from[0]["podSelector"]["matchLabels"],
-        json!({"app.kubernetes.io/name": "argocd-applicationset-controller"})
-    );
-    let port = find(objects, "Service", NAME)["spec"]["ports"][0]["port"].clone();
-    assert_eq!(
-        rules[0]["ports"],
-        json!([{"protocol": "TCP", "port": port}])
-    );
+    assert_eq!(rules[1]["ports"], rules[0]["ports"]);
 }
 
 #[test]

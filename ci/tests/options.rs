@@ -1,15 +1,14 @@
-//! Template options: every combination of the optional parts renders, builds,
-//! passes clippy and its tests; custom values reach every file; bad names are
-//! refused at render time.
+//! Template values: custom values reach every file and still build; bad
+//! names and values are refused at render time. (Every combination of the
+//! optional parts is in `variants.rs`.)
 
 use std::path::Path;
 use std::process::Command;
 
-use template_ci::command::run;
+use template_ci::checks;
 use template_ci::manifests::{find, kustomize, parse_yaml, text};
 use template_ci::project::Project;
 use template_ci::render::Render;
-use template_ci::tools::python_tool;
 
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
 
@@ -28,77 +27,6 @@ fn all_files(dir: &Path) -> Vec<(String, String)> {
         }
     }
     files
-}
-
-fn check_workflows(project: &Project) {
-    let workflows = project.dir.join(".github/workflows");
-    for workflow in ["ci.yml", "image.yml"] {
-        run(
-            &workflows,
-            python_tool("check-jsonschema").unwrap().to_str().unwrap(),
-            &["--builtin-schema", "vendor.github-workflows", workflow],
-        )
-        .unwrap();
-    }
-    run(
-        &project.dir,
-        python_tool("check-jsonschema").unwrap().to_str().unwrap(),
-        &[
-            "--builtin-schema",
-            "vendor.dependabot",
-            ".github/dependabot.yml",
-        ],
-    )
-    .unwrap();
-}
-
-#[test]
-fn every_combination_of_optional_parts_builds_lints_and_tests() {
-    for (metrics, github_actions) in [(true, true), (true, false), (false, true), (false, false)] {
-        let name = format!(
-            "plugin-m{}-g{}",
-            u8::from(metrics),
-            u8::from(github_actions)
-        );
-        let render = Render::new(&name)
-            .define("metrics", &metrics.to_string())
-            .define("github_actions", &github_actions.to_string());
-        let project = Project::render(CI, &render).unwrap();
-        let has = |path: &str| project.dir.join(path).exists();
-        assert_eq!(has("src/metrics.rs"), metrics, "{name}");
-        assert_eq!(has("tests/metrics.rs"), metrics, "{name}");
-        assert_eq!(has(".github/workflows/ci.yml"), github_actions, "{name}");
-        assert_eq!(
-            project.read("src/lib.rs").contains("pub mod metrics;"),
-            metrics,
-            "{name}"
-        );
-
-        let objects = parse_yaml(&kustomize(&project.dir.join("deploy")).unwrap()).unwrap();
-        let deployment = find(&objects, "Deployment", &name);
-        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
-        assert_eq!(
-            annotations["prometheus.io/scrape"] == "true",
-            metrics,
-            "{name}"
-        );
-        if github_actions {
-            check_workflows(&project);
-        }
-
-        project.cargo(&["fmt", "--check"]).unwrap();
-        project
-            .cargo(&[
-                "clippy",
-                "--locked",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ])
-            .unwrap();
-        project.cargo(&["test", "--locked"]).unwrap();
-    }
 }
 
 #[test]
@@ -168,22 +96,12 @@ fn custom_values_reach_code_dockerfile_manifests_and_readme() {
         "gitops"
     );
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 8088);
-    let secrets = run(&project.dir, "bash", &["deploy/token.sh", "print"]).unwrap();
-    let secrets = parse_yaml(&String::from_utf8(secrets.stdout).unwrap()).unwrap();
+    let secrets = checks::token_secrets(&project).unwrap();
     assert_eq!(text(&secrets[0], "/metadata/namespace"), "team-a");
     assert_eq!(text(&secrets[1], "/metadata/namespace"), "gitops");
 
-    project
-        .cargo(&[
-            "clippy",
-            "--locked",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .unwrap();
-    project.cargo(&["test", "--locked"]).unwrap();
+    checks::deploy(&project).unwrap();
+    checks::rust(&project).unwrap();
 }
 
 #[test]

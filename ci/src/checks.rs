@@ -1,0 +1,330 @@
+//! The checks run on every rendered project. Each returns an error that
+//! names the file or object at fault, so a broken template is easy to fix.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::command::run;
+use crate::manifests::{kustomize, parse_yaml};
+use crate::project::Project;
+use crate::tools::python_tool;
+
+/// Fails with `message` unless `condition` holds.
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+/// `cargo fmt --check`, `clippy -D warnings` and `cargo test`, all `--locked`.
+pub fn rust(project: &Project) -> Result<(), String> {
+    project.cargo(&["fmt", "--check"])?;
+    project.cargo(&[
+        "clippy",
+        "--locked",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    project.cargo(&["test", "--locked"])?;
+    Ok(())
+}
+
+/// Builds `deploy/` and `deploy/sidecar-example/` and validates every object
+/// against the Kubernetes schemas; lints the Dockerfile, the token script and
+/// the YAML; checks the wiring. Returns the install's objects.
+pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
+    let tool = |name: &str| python_tool(name).map(|path| path.display().to_string());
+    let scratch = std::env::temp_dir().join(format!("template-ci-validate-{}", project.name));
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    let mut install = Vec::new();
+    for kustomization in ["deploy", "deploy/sidecar-example"] {
+        let yaml = kustomize(&project.dir.join(kustomization))?;
+        let file = scratch.join(format!("{}.yaml", kustomization.replace('/', "-")));
+        std::fs::write(&file, &yaml).map_err(|e| e.to_string())?;
+        let file = file.display().to_string();
+        run(
+            &scratch,
+            &tool("kubernetes-validate")?,
+            &["--strict", "--quiet", &file],
+        )?;
+        if kustomization == "deploy" {
+            install = parse_yaml(&yaml)?;
+        }
+    }
+    run(
+        &project.dir,
+        &tool("hadolint")?,
+        &["--failure-threshold", "warning", "Dockerfile"],
+    )?;
+    run(&project.dir, &tool("shellcheck")?, &["deploy/token.sh"])?;
+    let config = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, \
+                  comments: {min-spaces-from-content: 1}}}";
+    run(
+        &project.dir,
+        &tool("yamllint")?,
+        &["--strict", "-d", config, "deploy"],
+    )?;
+    if project.dir.join(".github").exists() {
+        workflows(project)?;
+    }
+    let secrets = token_secrets(project)?;
+    wiring(&project.name, &install, &secrets)?;
+    Ok(install)
+}
+
+/// The rendered project's GitHub workflows and Dependabot config against
+/// their schemas.
+pub fn workflows(project: &Project) -> Result<(), String> {
+    let check = python_tool("check-jsonschema")?.display().to_string();
+    for workflow in [".github/workflows/ci.yml", ".github/workflows/image.yml"] {
+        run(
+            &project.dir,
+            &check,
+            &["--builtin-schema", "vendor.github-workflows", workflow],
+        )?;
+    }
+    run(
+        &project.dir,
+        &check,
+        &[
+            "--builtin-schema",
+            "vendor.dependabot",
+            ".github/dependabot.yml",
+        ],
+    )?;
+    Ok(())
+}
+
+/// The two Secrets `deploy/token.sh print` makes: the plugin's, then Argo CD's.
+pub fn token_secrets(project: &Project) -> Result<Vec<Value>, String> {
+    let output = run(&project.dir, "bash", &["deploy/token.sh", "print"])?;
+    let secrets = parse_yaml(&String::from_utf8_lossy(&output.stdout))?;
+    ensure!(
+        secrets.len() == 2,
+        "deploy/token.sh print made {} objects, not 2",
+        secrets.len()
+    );
+    Ok(secrets)
+}
+
+fn one<'a>(objects: &'a [Value], kind: &str, name: &str) -> Result<&'a Value, String> {
+    let found: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect();
+    ensure!(
+        found.len() == 1,
+        "the install has {} {kind} named {name}, not 1",
+        found.len()
+    );
+    Ok(found[0])
+}
+
+fn string<'a>(value: &'a Value, pointer: &str, what: &str) -> Result<&'a str, String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{what} has no string at {pointer}"))
+}
+
+/// The ConfigMap, Service, Deployment, NetworkPolicy and the token Secrets
+/// agree: Argo CD reaches the plugin, with the token the plugin reads.
+pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), String> {
+    let deployment = one(install, "Deployment", name)?;
+    let service = one(install, "Service", name)?;
+    let configmap = one(install, "ConfigMap", name)?;
+    let policy = one(install, "NetworkPolicy", name)?;
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env = |variable: &str| -> Result<&str, String> {
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == variable)
+            .and_then(|e| e["value"].as_str())
+            .ok_or_else(|| format!("Deployment {name}: no env {variable}"))
+    };
+
+    // Argo CD's baseUrl reaches the Service, and the Service the container.
+    let plugin_ns = string(deployment, "/metadata/namespace", "Deployment")?;
+    let port = &service["spec"]["ports"][0]["port"];
+    let base_url = string(configmap, "/data/baseUrl", "ConfigMap")?;
+    let expected = format!("http://{name}.{plugin_ns}.svc.cluster.local.:{port}");
+    ensure!(
+        base_url == expected,
+        "ConfigMap {name}: baseUrl is {base_url}, but the Service is at {expected}"
+    );
+    ensure!(
+        service["metadata"]["namespace"] == plugin_ns,
+        "Service {name} is not in {plugin_ns}"
+    );
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    ensure!(
+        deployment["spec"]["selector"]["matchLabels"] == *pod_labels,
+        "Deployment {name}: selector differs from the pod labels"
+    );
+    ensure!(
+        service["spec"]["selector"] == *pod_labels,
+        "Service {name} does not select the pods"
+    );
+    let target = &service["spec"]["ports"][0]["targetPort"];
+    let container_port = container["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == *target || p["containerPort"] == *target)
+        .ok_or_else(|| format!("Service {name}: targetPort {target} is no container port"))?;
+    ensure!(
+        container_port["containerPort"] == *port,
+        "Service {name} port {port} differs from the container port {}",
+        container_port["containerPort"]
+    );
+    let listen = env("PLUGIN_LISTEN_ADDR")?;
+    ensure!(
+        listen == format!("0.0.0.0:{port}"),
+        "PLUGIN_LISTEN_ADDR {listen} differs from port {port}"
+    );
+
+    // The ConfigMap's token names the Secret token.sh makes in Argo CD's namespace.
+    let (plugin_secret, argocd_secret) = (&secrets[0], &secrets[1]);
+    let argocd_ns = string(configmap, "/metadata/namespace", "ConfigMap")?;
+    let reference = string(configmap, "/data/token", "ConfigMap")?;
+    let (secret, key) = reference
+        .strip_prefix('$')
+        .and_then(|r| r.split_once(':'))
+        .ok_or_else(|| format!("ConfigMap {name}: token {reference:?} is not $<secret>:<key>"))?;
+    ensure!(
+        argocd_secret["metadata"]["name"] == secret
+            && argocd_secret["metadata"]["namespace"] == argocd_ns,
+        "ConfigMap {name} points at Secret {argocd_ns}/{secret}, which token.sh does not make"
+    );
+    ensure!(
+        argocd_secret["data"][key].is_string(),
+        "token.sh's Secret {secret} has no key {key}"
+    );
+    ensure!(
+        argocd_secret["metadata"]["labels"]["app.kubernetes.io/part-of"] == "argocd",
+        "Secret {secret} lacks the label app.kubernetes.io/part-of: argocd, so Argo CD ignores it"
+    );
+
+    // The plugin's Secret is mounted whole where PLUGIN_TOKEN_FILE points.
+    let volume = &pod["volumes"][0];
+    let mount = &container["volumeMounts"][0];
+    ensure!(
+        volume["secret"]["secretName"] == plugin_secret["metadata"]["name"]
+            && plugin_secret["metadata"]["namespace"] == plugin_ns,
+        "Deployment {name} mounts Secret {}, but token.sh makes {}/{}",
+        volume["secret"]["secretName"],
+        plugin_secret["metadata"]["namespace"],
+        plugin_secret["metadata"]["name"]
+    );
+    ensure!(
+        mount["name"] == volume["name"],
+        "Deployment {name}: the token volume is not mounted"
+    );
+    ensure!(
+        mount.get("subPath").is_none(),
+        "Deployment {name}: subPath stops token rotation"
+    );
+    let token_key = plugin_secret["data"]
+        .as_object()
+        .and_then(|d| d.keys().next())
+        .cloned();
+    let token_file = format!(
+        "{}/{}",
+        mount["mountPath"].as_str().unwrap_or(""),
+        token_key.unwrap_or_default()
+    );
+    ensure!(
+        env("PLUGIN_TOKEN_FILE")? == token_file,
+        "PLUGIN_TOKEN_FILE is {}, but the token is mounted at {token_file}",
+        env("PLUGIN_TOKEN_FILE")?
+    );
+
+    // Only the ApplicationSet controller is admitted (plus Prometheus, for metrics).
+    ensure!(
+        policy["spec"]["podSelector"]["matchLabels"] == *pod_labels,
+        "NetworkPolicy {name} misses the pods"
+    );
+    let controller = json!([{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": argocd_ns}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "argocd-applicationset-controller"}},
+    }]);
+    let rule = &policy["spec"]["ingress"][0];
+    ensure!(
+        rule["from"] == controller,
+        "NetworkPolicy {name}: first rule {} is not the controller in {argocd_ns}",
+        rule["from"]
+    );
+    ensure!(
+        rule["ports"] == json!([{"protocol": "TCP", "port": port}]),
+        "NetworkPolicy {name} admits ports {}, not {port}",
+        rule["ports"]
+    );
+
+    // Argo CD waits longer than the generator deadline (25 s), Kubernetes
+    // longer than the plugin's shutdown (30 s).
+    let timeout: u64 = string(configmap, "/data/requestTimeout", "ConfigMap")?
+        .parse()
+        .map_err(|e| format!("ConfigMap {name}: requestTimeout: {e}"))?;
+    ensure!(
+        timeout > 25,
+        "ConfigMap {name}: requestTimeout {timeout} is not above the 25 s deadline"
+    );
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    ensure!(
+        grace > 30,
+        "Deployment {name}: terminationGracePeriodSeconds {grace} is not above the 30 s shutdown"
+    );
+    Ok(())
+}
+
+/// Builds the release binary and runs the Argo CD conformance run on it.
+pub fn release(project: &Project, metrics: bool) -> Result<std::path::PathBuf, String> {
+    let binary = project.release_binary()?;
+    crate::conformance::run(&binary, &project.dir, metrics)?;
+    Ok(binary)
+}
+
+/// Everything, on one rendered project.
+pub fn all(project: &Project, metrics: bool) -> Result<(), String> {
+    rust(project)?;
+    deploy(project)?;
+    release(project, metrics)?;
+    Ok(())
+}
+
+/// Whether `dir` holds no leftover template syntax.
+pub fn no_template_syntax(dir: &Path) -> Result<(), String> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).map_err(|e| e.to_string())? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for leftover in [
+                "{%",
+                "{{project-name",
+                "{{ project-name",
+                "{{plugin_",
+                "{{crate_name",
+            ] {
+                ensure!(
+                    !text.contains(leftover),
+                    "{} still holds {leftover}",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The conformance run: a release binary, driven over HTTP the way Argo CD's
+//! ApplicationSet controller drives it, plus the README's curl.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::argocd::{Controller, GET_PARAMS_PATH, read_reply};
+use crate::command::run_command;
+use crate::project::Running;
+
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
+/// A token file in a fresh temp folder.
+pub fn token_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("template-ci-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp folder");
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("writing a token file");
+    path
+}
+
+/// Runs every protocol check against `binary`; `metrics` says whether the
+/// project serves `/metrics`.
+pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
+    let name = binary.file_name().unwrap_or_default().to_string_lossy();
+    let token = "conformance-token-7f3a9c";
+    let file = token_file(&format!("conformance-{name}"), &format!("{token}\n"));
+    let plugin = Running::start(binary, &file, workdir)?;
+    let mut controller = Controller::new(plugin.addr, token);
+    let fail = |what: &str, detail: String| format!("{name}: {what}: {detail}");
+
+    // The documented request, decoded as the controller decodes it.
+    let sets = controller
+        .get_params("shop", &json!({"environments": ["dev", "prod"]}))
+        .map_err(|e| fail("getparams", e))?;
+    let expected = json!([
+        {"name": "shop", "environment": "dev", "namespace": "shop-dev"},
+        {"name": "shop", "environment": "prod", "namespace": "shop-prod"},
+    ]);
+    ensure!(
+        Value::from(sets.clone()) == expected,
+        "{name}: getparams answered {sets:?}"
+    );
+
+    // Bad input is an error the operator can read, never an empty success;
+    // every JSON type travels; a true empty answer is an empty list.
+    let bad = controller.get_params(
+        "shop",
+        &json!({"environments": "dev", "n": 3, "b": true, "z": null, "m": {"k": "<&>"}}),
+    );
+    ensure!(
+        bad == Err("API error with status code 400: input.parameters: `environments` must be a list of strings".into()),
+        "{name}: bad input gave {bad:?}"
+    );
+    let empty = controller.get_params("shop", &json!({"environments": []}));
+    ensure!(
+        empty == Ok(Vec::new()),
+        "{name}: no environments gave {empty:?}"
+    );
+
+    // Authentication, as the ApplicationSet status would show it.
+    let wrong = Controller::new(plugin.addr, "not-the-token").get_params("shop", &json!({}));
+    ensure!(
+        wrong == Err("API error with status code 403: invalid bearer token".into()),
+        "{name}: a wrong token gave {wrong:?}"
+    );
+    let absent = Controller::new(plugin.addr, "").get_params("shop", &json!({}));
+    ensure!(
+        absent
+            .as_ref()
+            .is_err_and(|e| e.starts_with("API error with status code 403: missing")),
+        "{name}: no token gave {absent:?}"
+    );
+
+    // Broken bodies, unknown paths, wrong methods, probes: all JSON.
+    let truncated = format!(
+        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\nContent-Length: 5\r\n\r\n{{\"a\":"
+    );
+    for (request, status) in [
+        (truncated, 400),
+        ("GET /nope HTTP/1.1\r\nHost: p\r\n\r\n".to_owned(), 404),
+        (
+            format!("GET {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\n\r\n"),
+            405,
+        ),
+        ("GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n".to_owned(), 200),
+        ("GET /readyz HTTP/1.1\r\nHost: p\r\n\r\n".to_owned(), 200),
+    ] {
+        let reply = controller
+            .send(request.as_bytes())
+            .map_err(|e| fail("request", e))?;
+        let first_line = request.lines().next().unwrap_or_default().to_owned();
+        ensure!(
+            reply.status == status,
+            "{name}: {first_line} answered {} {}",
+            reply.status,
+            reply.text()
+        );
+        ensure!(
+            reply.header("content-type") == Some("application/json")
+                && serde_json::from_slice::<Value>(&reply.body).is_ok(),
+            "{name}: {first_line} did not answer JSON: {}",
+            reply.text()
+        );
+    }
+
+    // A 20 MB body is refused with 413, and the plugin keeps serving.
+    oversized_body(plugin.addr, token).map_err(|e| fail("20 MB body", e))?;
+    let after = controller.get_params("shop", &json!({"environments": ["qa"]}));
+    ensure!(
+        after.as_ref().is_ok_and(|s| s.len() == 1),
+        "{name}: after a 413: {after:?}"
+    );
+
+    // The README's curl: no JSON Content-Type.
+    let output = run_command(Command::new("curl").args([
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        &format!("http://{}{GET_PARAMS_PATH}", plugin.addr),
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-d",
+        r#"{"applicationSetName":"demo","input":{"parameters":{"environments":["dev","prod"]}}}"#,
+    ]))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or_default();
+    let namespace = serde_json::from_str::<Value>(body)
+        .ok()
+        .map(|b| b["output"]["parameters"][1]["namespace"].clone());
+    ensure!(
+        status == "200" && namespace == Some(json!("demo-prod")),
+        "{name}: curl got {stdout}"
+    );
+
+    if metrics {
+        let reply = controller
+            .send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
+            .map_err(|e| fail("/metrics", e))?;
+        let text = reply.text();
+        ensure!(
+            // Three successes and one bad input for "shop" so far.
+            reply.status == 200
+                && text.contains(r#"plugin_requests_total{application_set="shop",status="200"} 3"#)
+                && text.contains(r#"plugin_requests_total{application_set="shop",status="400"} 1"#)
+                && text.contains(r#"{application_set="shop",status="200",le="+Inf"} 3"#),
+            "{name}: /metrics answered {} {text}",
+            reply.status
+        );
+    }
+
+    // A rotated token file is followed without a restart.
+    std::fs::write(&file, "rotated-token-41b2\n").map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut rotated = Controller::new(plugin.addr, "rotated-token-41b2");
+    while rotated
+        .get_params("shop", &json!({"environments": ["dev"]}))
+        .is_err()
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "{name}: the rotated token was not accepted within 6 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let old =
+        Controller::new(plugin.addr, token).get_params("shop", &json!({"environments": ["dev"]}));
+    ensure!(
+        old.is_err(),
+        "{name}: the old token still works after rotation"
+    );
+
+    // SIGTERM: a clean exit.
+    let status = plugin.terminate()?;
+    ensure!(
+        status.code() == Some(0),
+        "{name}: SIGTERM ended it with {status}"
+    );
+    Ok(())
+}
+
+fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
+    let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+    );
+    writer
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    // Keep sending, as a real client would, while the reply is read.
+    let sender = std::thread::spawn(move || {
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..305 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let reply = read_reply(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
+    let _ = sender.join();
+    ensure!(
+        reply.status == 413
+            && reply
+                .text()
+                .contains("larger than the limit of 1048576 bytes"),
+        "answered {} {}",
+        reply.status,
+        reply.text()
+    );
+    Ok(())
+}

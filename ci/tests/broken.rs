@@ -1,0 +1,106 @@
+//! The job catches a broken template and says where: a copy of the
+//! template is broken on purpose, rendered, and checked.
+
+use std::path::{Path, PathBuf};
+
+use template_ci::checks;
+use template_ci::liquid_lint::Template;
+use template_ci::project::Project;
+use template_ci::render::Render;
+use template_ci::repo_root;
+
+const CI: &str = env!("CARGO_BIN_EXE_template-ci");
+
+/// A copy of the template repository (config, hooks, template) with
+/// `edit` applied to one file.
+fn broken_copy(name: &str, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let copy =
+        std::env::temp_dir().join(format!("template-ci-broken-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_dir(&repo_root().join("template"), &copy.join("template"));
+    copy_dir(&repo_root().join("hooks"), &copy.join("hooks"));
+    std::fs::copy(
+        repo_root().join("cargo-generate.toml"),
+        copy.join("cargo-generate.toml"),
+    )
+    .unwrap();
+    let path = copy.join("template").join(file);
+    let original = std::fs::read_to_string(&path).unwrap();
+    let edited = edit(&original);
+    assert_ne!(original, edited, "the edit changed {file}");
+    std::fs::write(&path, edited).unwrap();
+    copy
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn render(repo: PathBuf, name: &str) -> Project {
+    let mut render = Render::new(name);
+    render.repo = repo;
+    Project::render(CI, &render).unwrap()
+}
+
+#[test]
+fn a_syntax_error_in_main_rs_fails_naming_the_file() {
+    let repo = broken_copy("syntax", "src/main.rs", |text| {
+        text.replacen(
+            "fn main() -> ExitCode {",
+            "fn main() -> ExitCode {\n    let broken = ;",
+            1,
+        )
+    });
+    let project = render(repo, "plugin-broken-syntax");
+    let error = checks::rust(&project).unwrap_err();
+    assert!(error.contains("src/main.rs"), "{error}");
+    assert!(
+        error.contains("cargo fmt --check") || error.contains("cargo clippy"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
+    let repo = broken_copy("port", "deploy/argocd-configmap.yaml", |text| {
+        text.replace(
+            ".svc.cluster.local.:{{plugin_port}}",
+            ".svc.cluster.local.:8080",
+        )
+    });
+    let project = render(repo, "plugin-broken-port");
+    let error = checks::deploy(&project).unwrap_err();
+    assert_eq!(
+        error,
+        "ConfigMap plugin-broken-port: baseUrl is \
+         http://plugin-broken-port.argocd-plugins.svc.cluster.local.:8080, \
+         but the Service is at http://plugin-broken-port.argocd-plugins.svc.cluster.local.:4355"
+    );
+}
+
+#[test]
+fn a_liquid_mistake_fails_the_lint_naming_file_and_line() {
+    let repo = broken_copy("liquid", "deploy/service.yaml", |text| {
+        text.replace("port: {{plugin_port}}", "port: {{plugin_prot}}")
+    });
+    let template = Template::load(&repo).unwrap();
+    let problems: Vec<String> = template
+        .rendered_files()
+        .iter()
+        .flat_map(|file| template.check(file))
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("deploy/service.yaml: line 16: unknown variable `plugin_prot`"),
+        "{problems:?}"
+    );
+}
