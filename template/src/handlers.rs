@@ -1,10 +1,13 @@
 //! The HTTP endpoints: `POST /api/v1/getparams.execute`, the probes, and JSON
 //! errors for everything else.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::rt::task::JoinHandle;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::auth::TokenStore;
@@ -57,7 +60,7 @@ async fn get_params<G: Generator>(
         .extensions_mut()
         .insert(ApplicationSetName(params.application_set_name.clone()));
 
-    let sets = generate(generator.into_inner(), params, config.generator_timeout).await?;
+    let sets = generate(generator.get_ref(), params, config.generator_timeout).await?;
     warn_about_reserved_keys(&sets);
     Ok(HttpResponse::Ok().json(GetParamsResponse::new(sets)))
 }
@@ -84,32 +87,36 @@ async fn read_body(
     }
 }
 
-/// Runs the generator on its own task, so a panic becomes a 500 and an
-/// overrun deadline a 504, never a 2xx.
+/// Runs the generator under a deadline, turning a panic into a 500 and an
+/// overrun into a 504, never a 2xx. Dropping the future (deadline passed,
+/// client gone) stops the generator.
 async fn generate<G: Generator>(
-    generator: Arc<G>,
+    generator: &G,
     request: GetParamsRequest,
     deadline: Duration,
 ) -> Result<Vec<ParameterMap>, PluginError> {
-    let mut task = AbortOnDrop(actix_web::rt::spawn(async move {
-        generator.generate(request).await
-    }));
-    match actix_web::rt::time::timeout(deadline, &mut task.0).await {
+    let generation = CatchUnwind(Box::pin(generator.generate(request)));
+    match actix_web::rt::time::timeout(deadline, generation).await {
         Ok(Ok(result)) => result.map_err(PluginError::Generator),
-        Ok(Err(error)) => {
-            log::error!("generator task failed: {error}");
-            Err(PluginError::GeneratorPanicked)
-        }
+        Ok(Err(_panic)) => Err(PluginError::GeneratorPanicked),
         Err(_elapsed) => Err(PluginError::GeneratorTimeout(deadline)),
     }
 }
 
-/// Stops a generator whose caller is gone (deadline passed, client disconnected).
-struct AbortOnDrop<T>(JoinHandle<T>);
+/// A future that returns `Err` instead of unwinding when the inner one panics
+/// (the panic hook has already logged where).
+struct CatchUnwind<F>(Pin<Box<F>>);
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }
 

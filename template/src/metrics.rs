@@ -20,7 +20,9 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(String, u16), Histogram>>,
+    /// By ApplicationSet, then status: looked up by `&str`, so a request
+    /// allocates only for an ApplicationSet never seen before.
+    series: Mutex<BTreeMap<String, BTreeMap<u16, Histogram>>>,
 }
 
 #[derive(Debug, Default)]
@@ -35,9 +37,11 @@ impl Metrics {
     pub fn record(&self, application_set: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let histogram = series
-            .entry((application_set.to_owned(), status))
-            .or_default();
+        let by_status = match series.get_mut(application_set) {
+            Some(by_status) => by_status,
+            None => series.entry(application_set.to_owned()).or_default(),
+        };
+        let histogram = by_status.entry(status).or_default();
         histogram.count += 1;
         histogram.sum += seconds;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
@@ -55,14 +59,19 @@ impl Metrics {
             "# HELP plugin_requests_total getparams requests by ApplicationSet and status.\n",
         );
         out.push_str("# TYPE plugin_requests_total counter\n");
-        for ((application_set, status), histogram) in series.iter() {
-            let labels = labels(application_set, *status);
+        let all = || {
+            series.iter().flat_map(|(application_set, by_status)| {
+                by_status
+                    .iter()
+                    .map(move |(status, histogram)| (labels(application_set, *status), histogram))
+            })
+        };
+        for (labels, histogram) in all() {
             let _ = writeln!(out, "plugin_requests_total{{{labels}}} {}", histogram.count);
         }
         out.push_str("# HELP plugin_request_duration_seconds getparams latency by ApplicationSet and status.\n");
         out.push_str("# TYPE plugin_request_duration_seconds histogram\n");
-        for ((application_set, status), histogram) in series.iter() {
-            let labels = labels(application_set, *status);
+        for (labels, histogram) in all() {
             for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
