@@ -20,6 +20,8 @@ pub struct Config {
     pub generator_timeout: Duration,
     /// `PLUGIN_WORKERS`, default one per CPU.
     pub workers: Option<usize>,
+    /// `PLUGIN_CACHE_TTL_SECS`, default 0 (no cache): see `cache.rs`.
+    pub cache_ttl: Option<Duration>,
     /// How often the token file is re-read.
     pub token_reload_interval: Duration,
     /// Time allowed to receive a connection's first request. actix-web's
@@ -42,6 +44,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             generator_timeout: Duration::from_secs(25),
             workers: None,
+            cache_ttl: None,
             token_reload_interval: Duration::from_secs(2),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(5),
@@ -78,6 +81,9 @@ impl Config {
             config.generator_timeout = Duration::from_secs(secs);
         }
         config.workers = parse(&lookup, "PLUGIN_WORKERS")?;
+        config.cache_ttl = parse::<u64>(&lookup, "PLUGIN_CACHE_TTL_SECS")?
+            .filter(|secs| *secs > 0)
+            .map(Duration::from_secs);
         if config.max_body_bytes == 0
             || config.generator_timeout.is_zero()
             || config.workers == Some(0)
@@ -125,6 +131,7 @@ mod tests {
         assert_eq!(config.token_file, PathBuf::from("/var/run/argo/token"));
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert_eq!(config.generator_timeout, Duration::from_secs(25));
+        assert_eq!(config.cache_ttl, None);
     }
 
     #[test]
@@ -135,6 +142,7 @@ mod tests {
             ("PLUGIN_MAX_BODY_BYTES", "10"),
             ("PLUGIN_GENERATOR_TIMEOUT_SECS", "3"),
             ("PLUGIN_WORKERS", "2"),
+            ("PLUGIN_CACHE_TTL_SECS", "30"),
         ])
         .unwrap();
         assert_eq!(config.listen_addr, "127.0.0.1:9000".parse().unwrap());
@@ -142,6 +150,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 10);
         assert_eq!(config.generator_timeout, Duration::from_secs(3));
         assert_eq!(config.workers, Some(2));
+        assert_eq!(config.cache_ttl, Some(Duration::from_secs(30)));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`config`] (environment variables).
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod generator;

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use plugin::auth::TokenStore;
+use plugin::cache::Cached;
 use plugin::config::Config;
 use plugin::generator::PluginGenerator;
+use plugin::plugin::Generator;
 use plugin::{healthcheck, server};
 
 fn main() -> ExitCode {
@@ -42,8 +44,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         config.token_file.display()
     );
 
-    let generator = Arc::new(PluginGenerator::new());
-    server::build(listener, config, tokens, generator)?.await?;
+    let generator = PluginGenerator::new();
+    match config.cache_ttl {
+        Some(ttl) => serve(listener, config, tokens, Cached::new(generator, ttl)).await,
+        None => serve(listener, config, tokens, generator).await,
+    }
+}
+
+async fn serve<G: Generator>(
+    listener: TcpListener,
+    config: Config,
+    tokens: Arc<TokenStore>,
+    generator: G,
+) -> Result<(), Box<dyn std::error::Error>> {
+    server::build(listener, config, tokens, Arc::new(generator))?.await?;
     log::info!("stopped");
     Ok(())
 }

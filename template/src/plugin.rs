@@ -25,7 +25,7 @@ pub trait Generator: Send + Sync + 'static {
 /// Why a generator could not produce the complete list of parameter sets.
 ///
 /// Any `std::error::Error` converts into it, so `?` works on your own calls.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GeneratorError {
     kind: ErrorKind,
     message: String,
