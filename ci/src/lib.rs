@@ -2,10 +2,12 @@
 //! checks what comes out, as a user and as Argo CD would.
 
 pub mod argocd;
+pub mod bench;
 pub mod checks;
 pub mod command;
 pub mod conformance;
 pub mod liquid_lint;
+pub mod load;
 pub mod manifests;
 pub mod project;
 pub mod render;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
+//! template-ci bench [--seconds N] [--connections N] [--smoke]
 //! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
 //! ```
 
@@ -15,6 +16,7 @@ use template_ci::{rendered_target_dir, repo_root};
 
 const USAGE: &str = "usage:
   template-ci dev [--name NAME] [--port PORT]
+  template-ci bench [--seconds N] [--connections N] [--smoke]
   template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...";
 
 fn main() -> ExitCode {
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev(&args[1..]),
         Some("render") => render(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -44,6 +47,10 @@ impl Flags {
         let mut values = Vec::new();
         let mut args = args.iter();
         while let Some(flag) = args.next() {
+            if flag == "--smoke" {
+                values.push((flag.clone(), String::new()));
+                continue;
+            }
             let value = args
                 .next()
                 .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -123,6 +130,59 @@ fn dev(args: &[String]) -> Result<(), String> {
         .env("PLUGIN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .exec();
     Err(format!("cannot start the plugin: {error}"))
+}
+
+/// Renders the default plugin, builds it for release and benchmarks it.
+fn bench(args: &[String]) -> Result<(), String> {
+    let flags = Flags::parse(args)?;
+    let smoke = flags.get("--smoke").is_some();
+    let number = |flag: &str, default: u64| -> Result<u64, String> {
+        flags.get(flag).map_or(Ok(default), |v| {
+            v.parse().map_err(|e| format!("{flag}: {e}"))
+        })
+    };
+    let options = template_ci::bench::Options {
+        seconds: number("--seconds", if smoke { 1 } else { 10 })?,
+        connections: number("--connections", if smoke { 8 } else { 64 })? as u32,
+        out: repo_root().join("target").join("bench"),
+    };
+    let project = Render::new("plugin-bench").into_dir(&options.out)?;
+    eprintln!("building {} for release...", project.display());
+    cargo_in_shared_target(&project, &["build", "--release", "--locked", "--quiet"])?;
+    let binary = rendered_target_dir().join("release").join("plugin-bench");
+    let python = repo_root()
+        .join("ci")
+        .join("bench")
+        .join("python_plugin.py");
+    let report = template_ci::bench::run(&binary, &project, &python, &options)?;
+    println!("{}", template_ci::bench::markdown(&report));
+    let target = |name: &str, ok: bool| println!("- {name}: {}", if ok { "met" } else { "MISSED" });
+    println!("Targets:");
+    target(
+        "plugin ≥ 0.7 × nginx (no access log)",
+        report.ratio("nginx, fixed body, no access log") >= 0.7,
+    );
+    target(
+        "plugin ≥ 0.7 × nginx (access log, like the plugin)",
+        report.ratio("nginx, fixed body, access log") >= 0.7,
+    );
+    target("plugin ≥ 20 × Python", report.ratio("Python") >= 20.0);
+    target("idle RSS ≤ 8 MiB", report.idle_rss_kib <= 8 * 1024);
+    target("ready ≤ 50 ms after exec", report.ready_ms <= 50.0);
+    let plugin = &report.loads[0];
+    target(
+        "plugin: zero errors and zero non-2xx",
+        plugin.errors == 0 && plugin.non_2xx == 0,
+    );
+    println!(
+        "
+Written: {0}/results.md and {0}/results.svg",
+        options.out.display()
+    );
+    if smoke && (plugin.requests == 0 || plugin.errors > 0 || plugin.non_2xx > 0) {
+        return Err("smoke run: the plugin did not answer the benchmark cleanly".into());
+    }
+    Ok(())
 }
 
 /// A random 256-bit token, hex-encoded, readable only by its owner.

@@ -5,11 +5,13 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::json;
 use template_ci::argocd::Controller;
 use template_ci::checks;
 use template_ci::conformance::token_file;
+use template_ci::load;
 use template_ci::project::{Project, Running};
 use template_ci::render::Render;
 
@@ -123,5 +125,101 @@ fn release_binary_needs_no_writable_filesystem() {
         .get_params("shop", &json!({"environments": ["dev"]}))
         .unwrap();
     assert_eq!(sets.len(), 1);
+    assert_eq!(plugin.terminate().unwrap().code(), Some(0));
+}
+
+/// Raises this process's open-file limit for the thousand connections below
+/// (with util-linux `prlimit`, as std has no setrlimit).
+fn allow_open_files(count: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft: u64 = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(0);
+    if soft < count {
+        let pid = std::process::id().to_string();
+        let limit = format!("--nofile={count}:{count}");
+        template_ci::command::run_command(Command::new("prlimit").args(["--pid", &pid, &limit]))
+            .unwrap();
+    }
+}
+
+#[test]
+fn soak_keeps_memory_flat_and_every_request_succeeds() {
+    let token = "soak-token-0c71";
+    let file = token_file("soak", token);
+    let plugin = Running::start(default_release_binary(), &file, &project(0).dir).unwrap();
+    let seconds = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let report = load::soak(
+        plugin.addr,
+        token,
+        plugin.child.id(),
+        4,
+        Duration::from_secs(seconds),
+    );
+    let growth = report.growth_after_warm_up_kib();
+    let rss: Vec<u64> = report.rss.iter().map(|(_, kib)| *kib).collect();
+    eprintln!(
+        "soak: {} requests in {seconds}s, {} errors, RSS {}..{} KiB, growth after warm-up {growth} KiB",
+        report.requests,
+        report.errors,
+        rss.iter().min().unwrap_or(&0),
+        rss.iter().max().unwrap_or(&0),
+    );
+    assert_eq!(report.errors, 0);
+    assert!(
+        report.requests > 1000,
+        "the soak ran: {} requests",
+        report.requests
+    );
+    assert!(growth <= 1024, "RSS grew by {growth} KiB after warm-up");
+    assert_eq!(plugin.terminate().unwrap().code(), Some(0));
+}
+
+#[test]
+fn slow_clients_are_dropped_while_others_are_served() {
+    allow_open_files(4096);
+    let token = "slowloris-token-9a2e";
+    let file = token_file("slowloris", token);
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -n 4096 && exec "$0""#])
+        .arg(default_release_binary())
+        .current_dir(&project(0).dir);
+    let plugin = Running::start_command(command, &file).unwrap();
+    // The plugin reads a request's head within 10 s, or drops the client.
+    let report = load::slowloris(plugin.addr, token, 1000, 50, Duration::from_secs(16));
+    let (before, during) = (
+        load::percentile(&report.before_ms, 50.0),
+        load::percentile(&report.during_ms, 50.0),
+    );
+    eprintln!(
+        "slowloris: {} idle keep-alive + {} slow clients; well-behaved p50 {before:.2} ms before, {during:.2} ms during \
+         (p99 {:.2} ms); {} slow clients dropped, the last after {:.1}s",
+        report.idle_connections,
+        report.slow_clients,
+        load::percentile(&report.during_ms, 99.0),
+        report.slow_dropped,
+        report.slowest_drop.as_secs_f64(),
+    );
+    assert_eq!(report.failed_requests, 0);
+    assert!(
+        report.idle_still_served,
+        "idle keep-alive connections stay usable"
+    );
+    assert_eq!(
+        report.slow_dropped, report.slow_clients,
+        "every slow client is cut off"
+    );
+    assert!(
+        report.slowest_drop >= Duration::from_secs(9),
+        "not before the header timeout"
+    );
+    // Served within its normal latency: not queued behind the attackers.
+    assert!(load::percentile(&report.during_ms, 99.0) < 1000.0);
     assert_eq!(plugin.terminate().unwrap().code(), Some(0));
 }
