@@ -10,15 +10,6 @@ use crate::manifests::{kustomize, parse_yaml};
 use crate::project::Project;
 use crate::tools::python_tool;
 
-/// Fails with `message` unless `condition` holds.
-macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
-        if !$condition {
-            return Err(format!($($message)+));
-        }
-    };
-}
-
 /// `cargo fmt --check`, `clippy -D warnings` and `cargo test`, all `--locked`.
 pub fn rust(project: &Project) -> Result<(), String> {
     project.cargo(&["fmt", "--check"])?;

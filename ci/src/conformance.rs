@@ -13,14 +13,6 @@ use crate::argocd::{Controller, GET_PARAMS_PATH, read_reply};
 use crate::command::run_command;
 use crate::project::Running;
 
-macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
-        if !$condition {
-            return Err(format!($($message)+));
-        }
-    };
-}
-
 /// A token file in a fresh temp folder.
 pub fn token_file(name: &str, content: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("template-ci-tokens-{}", std::process::id()));

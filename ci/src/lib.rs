@@ -1,6 +1,16 @@
 //! The template's test harness: renders `template/` with cargo-generate and
 //! checks what comes out, as a user and as Argo CD would.
 
+/// Fails with `message` unless `condition` holds: the checks' `assert!`,
+/// returning the message instead of panicking.
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err(format!($($message)+));
+        }
+    };
+}
+
 pub mod argocd;
 pub mod bench;
 pub mod checks;
