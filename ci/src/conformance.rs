@@ -75,6 +75,14 @@ pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
         "{name}: no token gave {absent:?}"
     );
 
+    // The token is checked before the body is read: a body announced and
+    // never sent still gets its 403 at once.
+    let early = token_before_body(plugin.addr).map_err(|e| fail("403 before the body", e))?;
+    ensure!(
+        early == 403,
+        "{name}: a wrong token with an unsent body answered {early}"
+    );
+
     // Broken bodies, unknown paths, wrong methods, probes: all JSON.
     let truncated = format!(
         "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\nContent-Length: 5\r\n\r\n{{\"a\":"
@@ -180,6 +188,22 @@ pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
         "{name}: SIGTERM ended it with {status}"
     );
     Ok(())
+}
+
+fn token_before_body(addr: SocketAddr) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer wrong\r\nContent-Length: 1000\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let reply = read_reply(&mut BufReader::new(stream))
+        .map_err(|e| format!("no answer within 3 s: {e}"))?;
+    Ok(reply.status)
 }
 
 fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
