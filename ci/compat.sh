@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The oldest cargo-generate the template supports (0.23.7, the newest CLI that
+# installs on rustc 1.95) must render exactly what the harness renders with
+# the cargo-generate 0.26 library: compared byte for byte, for the defaults
+# and for custom values with the optional parts off.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tools=$repo/target/ci-tools/cargo-generate-0.23.7
+if [[ ! -x $tools/bin/cargo-generate ]]; then
+    cargo install cargo-generate --version 0.23.7 --locked --quiet --root "$tools"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Render from the repository's files only, as from a fresh clone (this
+# cargo-generate copies the whole folder, target/ included).
+mkdir -p "$work/repo"
+(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -cf - -T -) | tar -xf - -C "$work/repo"
+# cargo-generate needs an author; CI machines may have neither $USER nor a git identity.
+export CARGO_NAME=${CARGO_NAME:-template-ci}
+
+check() {
+    rm -rf "$work/cli" "$work/library"
+    mkdir -p "$work/cli"
+    "$tools/bin/cargo-generate" generate --path "$work/repo" template --name compat-plugin \
+        --silent --vcs none --destination "$work/cli" "$@" >/dev/null
+    cargo run --quiet -p template-ci -- render --name compat-plugin --into "$work/library" \
+        --template "$work/repo" "$@" >/dev/null 2>&1
+    diff -r "$work/cli/compat-plugin" "$work/library/compat-plugin"
+    echo "cargo-generate 0.23.7 renders the same files as 0.26 ${*:-(defaults)}"
+}
+
+check
+check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false
