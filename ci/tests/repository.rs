@@ -12,7 +12,12 @@ use template_ci::repo_root;
 use template_ci::tools::python_tool;
 
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
-const SCRIPTS: [&str; 4] = [".ci/run", "ci/compat.sh", "ci/e2e/run.sh", "ci/e2e/image-smoke.sh"];
+const SCRIPTS: [&str; 4] = [
+    ".ci/run",
+    "ci/compat.sh",
+    "ci/e2e/run.sh",
+    "ci/e2e/image-smoke.sh",
+];
 
 #[test]
 fn scripts_parse_and_pass_shellcheck() {
