@@ -293,28 +293,20 @@ pub fn all(project: &Project, metrics: bool) -> Result<(), String> {
 
 /// Whether `dir` holds no leftover template syntax.
 pub fn no_template_syntax(dir: &Path) -> Result<(), String> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).map_err(|e| e.to_string())? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            for leftover in [
-                "{%",
-                "{{project-name",
-                "{{ project-name",
-                "{{plugin_",
-                "{{crate_name",
-            ] {
-                ensure!(
-                    !text.contains(leftover),
-                    "{} still holds {leftover}",
-                    path.display()
-                );
-            }
+    for path in crate::files_under(dir) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for leftover in [
+            "{%",
+            "{{project-name",
+            "{{ project-name",
+            "{{plugin_",
+            "{{crate_name",
+        ] {
+            ensure!(
+                !text.contains(leftover),
+                "{} still holds {leftover}",
+                path.display()
+            );
         }
     }
     Ok(())

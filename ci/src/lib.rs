@@ -23,7 +23,7 @@ pub mod project;
 pub mod render;
 pub mod tools;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The repository root (the folder holding `cargo-generate.toml`).
 pub fn repo_root() -> PathBuf {
@@ -31,6 +31,24 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("ci/ has a parent")
         .to_path_buf()
+}
+
+/// Every file below `dir` (following no symlinks), sorted; empty when `dir`
+/// does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Where every rendered project builds, so dependencies compile once.

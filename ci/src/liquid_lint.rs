@@ -84,26 +84,15 @@ impl Template {
 
     /// Every file cargo-generate renders, relative to the template root.
     pub fn rendered_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let relative = path
-                    .strip_prefix(&self.root)
+        crate::files_under(&self.root)
+            .into_iter()
+            .map(|path| {
+                path.strip_prefix(&self.root)
                     .expect("under root")
-                    .to_path_buf();
-                if !self.verbatim.iter().any(|v| relative == Path::new(v)) {
-                    files.push(relative);
-                }
-            }
-        }
-        files.sort();
-        files
+                    .to_path_buf()
+            })
+            .filter(|relative| !self.verbatim.iter().any(|v| relative == Path::new(v)))
+            .collect()
     }
 
     /// Parses `file` and renders it with every combination of the boolean

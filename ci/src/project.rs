@@ -86,20 +86,13 @@ pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, S
 
 fn touch_sources(dir: &Path) -> Result<(), String> {
     let now = SystemTime::now();
-    let mut stack = vec![dir.join("src"), dir.join("tests")];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                File::options()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|file| file.set_modified(now))
-                    .map_err(|e| format!("touching {}: {e}", path.display()))?;
-            }
-        }
+    let sources = [dir.join("src"), dir.join("tests")];
+    for path in sources.iter().flat_map(|folder| crate::files_under(folder)) {
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(now))
+            .map_err(|e| format!("touching {}: {e}", path.display()))?;
     }
     Ok(())
 }

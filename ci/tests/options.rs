@@ -13,20 +13,13 @@ use template_ci::render::Render;
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
 
 fn all_files(dir: &Path) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
-                files.push((relative, text));
-            }
-        }
-    }
-    files
+    template_ci::files_under(dir)
+        .into_iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some((path.strip_prefix(dir).unwrap().display().to_string(), text))
+        })
+        .collect()
 }
 
 #[test]
