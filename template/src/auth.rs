@@ -20,7 +20,7 @@ use crate::error::PluginError;
 #[derive(Debug)]
 pub struct TokenStore {
     path: PathBuf,
-    current: RwLock<Arc<Tokens>>,
+    current: RwLock<Tokens>,
 }
 
 type Tokens = Vec<Box<[u8]>>;
@@ -93,7 +93,7 @@ impl TokenStore {
 
     /// Compares a presented token with every accepted one in constant time.
     pub fn verify(&self, presented: &[u8]) -> bool {
-        let current = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         // No early exit; only the length can leak, and the length of a random
         // token is no secret.
         let matched = current
@@ -136,7 +136,7 @@ impl TokenStore {
     }
 }
 
-fn read_token(path: &Path) -> Result<Arc<Tokens>, TokenError> {
+fn read_token(path: &Path) -> Result<Tokens, TokenError> {
     let bytes = std::fs::read(path).map_err(|error| TokenError::Unreadable {
         path: path.to_owned(),
         error,
@@ -152,7 +152,7 @@ fn read_token(path: &Path) -> Result<Arc<Tokens>, TokenError> {
             path: path.to_owned(),
         });
     }
-    Ok(Arc::new(tokens))
+    Ok(tokens)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
