@@ -2,7 +2,7 @@
 # The oldest cargo-generate the template supports (0.23.7, the newest CLI that
 # installs on rustc 1.95) must render exactly what the harness renders with
 # the cargo-generate 0.26 library: compared byte for byte, for the defaults
-# and for custom values with the optional parts off.
+# and for custom values with the optional parts switched.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,4 +31,4 @@ check() {
 }
 
 check
-check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false
+check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false -d http_client=true

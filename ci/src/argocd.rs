@@ -50,10 +50,15 @@ impl Controller {
 
     /// The bytes the controller sends for one generator evaluation.
     pub fn request(&self, application_set: &str, parameters: &Value) -> Vec<u8> {
-        let body = go_json_encode(&json!({
+        self.request_for(&json!({
             "applicationSetName": application_set,
             "input": {"parameters": parameters},
-        }));
+        }))
+    }
+
+    /// The bytes the controller sends with `body` as the request body.
+    pub fn request_for(&self, body: &Value) -> Vec<u8> {
+        let body = go_json_encode(body);
         let mut head = format!(
             "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: {}\r\nUser-Agent: argocd-applicationset\r\n\
              Content-Length: {}\r\nContent-Type: application/json\r\nAccept-Encoding: gzip\r\n",
@@ -103,6 +108,13 @@ impl Controller {
         parameters: &Value,
     ) -> Result<Vec<Map<String, Value>>, String> {
         let request = self.request(application_set, parameters);
+        let reply = self.send(&request)?;
+        interpret(&reply)
+    }
+
+    /// Like [`Controller::get_params`], for a whole request body.
+    pub fn post(&mut self, body: &Value) -> Result<Vec<Map<String, Value>>, String> {
+        let request = self.request_for(body);
         let reply = self.send(&request)?;
         interpret(&reply)
     }

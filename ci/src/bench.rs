@@ -11,16 +11,11 @@ use std::time::{Duration, Instant};
 
 use crate::argocd::Controller;
 use crate::command::run_command;
+use crate::example::Example;
 use crate::load::{peak_rss_kib, rss_kib};
 use crate::project::free_port;
 
 pub const TOKEN: &str = "bench-token-5b0f8e2d61c94a7f";
-
-/// The controller's request body (with Go's trailing newline).
-const BODY: &str = r#"{"applicationSetName":"shop","input":{"parameters":{"environments":["dev","staging","prod"],"name":"shop","branch":"feature-1","replicas":3,"flag":true}}}"#;
-
-/// What nginx returns: the plugin's answer to BODY.
-const ANSWER: &str = r#"{"output":{"parameters":[{"environment":"dev","name":"shop","namespace":"shop-dev"},{"environment":"staging","name":"shop","namespace":"shop-staging"},{"environment":"prod","name":"shop","namespace":"shop-prod"}]}}"#;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -73,16 +68,17 @@ fn spawn(command: &mut Command) -> Result<Server, String> {
         .map_err(|e| format!("cannot start {line}: {e}"))
 }
 
-/// Waits until `addr` answers the controller's request with 200.
-fn wait_ready(addr: SocketAddr, server: &mut Server) -> Result<Duration, String> {
+/// Waits until `addr` answers the example request with the example's answer.
+fn wait_ready(
+    addr: SocketAddr,
+    server: &mut Server,
+    example: &Example,
+) -> Result<Duration, String> {
     let started = Instant::now();
-    let parameters: serde_json::Value = serde_json::from_str::<serde_json::Value>(BODY)
-        .map_err(|e| e.to_string())?["input"]["parameters"]
-        .clone();
     loop {
         if Controller::new(addr, TOKEN)
-            .get_params("shop", &parameters)
-            .is_ok()
+            .post(&example.request)
+            .is_ok_and(|sets| sets == example.sets)
         {
             return Ok(started.elapsed());
         }
@@ -160,7 +156,7 @@ fn parse_duration_ms(text: &str) -> f64 {
     }
 }
 
-fn nginx_config(dir: &Path, port: u16, access_log: bool) -> String {
+fn nginx_config(dir: &Path, port: u16, access_log: bool, answer: &str) -> String {
     let log = if access_log {
         format!("access_log {}/access.log;", dir.display())
     } else {
@@ -173,18 +169,23 @@ fn nginx_config(dir: &Path, port: u16, access_log: bool) -> String {
            fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
            server {{\n    listen 127.0.0.1:{port};\n    location = /api/v1/getparams.execute {{\n\
                if ($http_authorization != \"Bearer {TOKEN}\") {{ return 403; }}\n\
-               default_type application/json;\n      return 200 '{ANSWER}';\n    }}\n  }}\n}}\n",
+               default_type application/json;\n      return 200 '{answer}';\n    }}\n  }}\n}}\n",
         dir = dir.display()
     )
 }
 
-/// Runs the whole benchmark against the plugin `binary` built from `project`.
+/// Runs the whole benchmark against the plugin `binary` built from
+/// `project`, loading each server with the project's example request.
 pub fn run(
     binary: &Path,
     project: &Path,
     python_plugin: &Path,
     options: &Options,
 ) -> Result<Report, String> {
+    let example = Example::from_binary(binary, &[])?;
+    // The answer nginx and the Python server return, as the plugin writes it.
+    let answer = serde_json::json!({"output": {"parameters": example.sets}}).to_string();
+    let body = example.request.to_string();
     for tool in ["wrk", "nginx", "python3"] {
         if Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -204,7 +205,7 @@ pub fn run(
     std::fs::write(
         &script,
         format!(
-            "wrk.method = \"POST\"\nwrk.body = '{BODY}\\n'\n\
+            "wrk.method = \"POST\"\nwrk.body = '{body}\\n'\n\
              wrk.headers[\"Content-Type\"] = \"application/json\"\n\
              wrk.headers[\"Authorization\"] = \"Bearer {TOKEN}\"\n\
              wrk.headers[\"User-Agent\"] = \"argocd-applicationset\"\n\
@@ -237,13 +238,13 @@ pub fn run(
     for _ in 0..9 {
         let addr = free_port();
         let mut server = spawn(&mut plugin(addr))?;
-        ready.push(wait_ready(addr, &mut server)?.as_secs_f64() * 1000.0);
+        ready.push(wait_ready(addr, &mut server, &example)?.as_secs_f64() * 1000.0);
     }
     report.ready_ms = crate::load::percentile(&ready, 50.0);
 
     let addr = free_port();
     let mut server = spawn(&mut plugin(addr))?;
-    wait_ready(addr, &mut server)?;
+    wait_ready(addr, &mut server, &example)?;
     std::thread::sleep(Duration::from_millis(300));
     report.idle_rss_kib = rss_kib(server.0.id()).unwrap_or(0);
     report
@@ -260,26 +261,32 @@ pub fn run(
         std::fs::create_dir_all(&nginx_dir).map_err(|e| e.to_string())?;
         let addr = free_port();
         let config = nginx_dir.join("nginx.conf");
-        std::fs::write(&config, nginx_config(&nginx_dir, addr.port(), access_log))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &config,
+            nginx_config(&nginx_dir, addr.port(), access_log, &answer),
+        )
+        .map_err(|e| e.to_string())?;
         let mut server = spawn(
             Command::new("nginx")
                 .arg("-c")
                 .arg(&config)
                 .args(["-g", "daemon off;"]),
         )?;
-        wait_ready(addr, &mut server)?;
+        wait_ready(addr, &mut server, &example)?;
         report.loads.push(wrk(name, addr, &script, options)?);
     }
 
     let addr = free_port();
+    let answer_file = dir.join("answer.json");
+    std::fs::write(&answer_file, &answer).map_err(|e| e.to_string())?;
     let mut server = spawn(
         Command::new("python3")
             .arg(python_plugin)
             .arg(addr.port().to_string())
-            .arg(&token_file),
+            .arg(&token_file)
+            .arg(&answer_file),
     )?;
-    wait_ready(addr, &mut server)?;
+    wait_ready(addr, &mut server, &example)?;
     report.loads.push(wrk(
         "Python http.server (upstream approach)",
         addr,

@@ -10,9 +10,18 @@ use crate::manifests::{kustomize, parse_yaml};
 use crate::project::Project;
 use crate::tools::python_tool;
 
-/// `cargo fmt --check`, `clippy -D warnings` and `cargo test`, all `--locked`.
+/// `cargo fmt --check`, `clippy -D warnings` and `cargo test`, all
+/// `--locked`, on both crates; and the lock file as rendered is the one cargo
+/// itself writes, so a plain `cargo build` leaves it alone.
 pub fn rust(project: &Project) -> Result<(), String> {
-    project.cargo(&["fmt", "--check"])?;
+    let lock = project.read("Cargo.lock");
+    project.cargo(&["metadata", "--format-version", "1"])?;
+    ensure!(
+        project.read("Cargo.lock") == lock,
+        "{}: cargo rewrote the rendered Cargo.lock; run `cargo run -p template-ci -- lock`",
+        project.name
+    );
+    project.cargo(&["fmt", "--all", "--check"])?;
     project.cargo(&[
         "clippy",
         "--locked",
@@ -30,7 +39,7 @@ pub fn rust(project: &Project) -> Result<(), String> {
 /// the YAML; checks the wiring. Returns the install's objects.
 pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     let tool = |name: &str| python_tool(name).map(|path| path.display().to_string());
-    let scratch = std::env::temp_dir().join(format!("template-ci-validate-{}", project.name));
+    let scratch = crate::run_dir().join(format!("validate-{}", project.name));
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let mut install = Vec::new();
     for kustomization in ["deploy", "deploy/sidecar-example"] {
@@ -277,17 +286,16 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
 }
 
 /// Builds the release binary and runs the Argo CD conformance run on it.
-pub fn release(project: &Project, metrics: bool) -> Result<std::path::PathBuf, String> {
-    let binary = project.release_binary()?;
-    crate::conformance::run(&binary, &project.dir, metrics)?;
-    Ok(binary)
+pub fn release(project: &Project) -> Result<(), String> {
+    crate::conformance::run(project)
 }
 
 /// Everything, on one rendered project.
-pub fn all(project: &Project, metrics: bool) -> Result<(), String> {
+pub fn all(project: &Project) -> Result<(), String> {
     rust(project)?;
     deploy(project)?;
-    release(project, metrics)?;
+    release(project)?;
+    crate::docker::replay(project)?;
     Ok(())
 }
 

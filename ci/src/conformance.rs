@@ -3,7 +3,7 @@
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,54 +11,49 @@ use serde_json::{Value, json};
 
 use crate::argocd::{Controller, GET_PARAMS_PATH, read_reply};
 use crate::command::run_command;
-use crate::project::Running;
+use crate::project::{Project, Running};
 
-/// A token file in a fresh temp folder.
+/// A token file in this run's folder.
 pub fn token_file(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("template-ci-tokens-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp folder");
+    let dir = crate::run_dir().join("tokens");
+    std::fs::create_dir_all(&dir).expect("a token folder");
     let path = dir.join(name);
     std::fs::write(&path, content).expect("writing a token file");
     path
 }
 
-/// Runs every protocol check against `binary`; `metrics` says whether the
-/// project serves `/metrics`.
-pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
-    let name = binary.file_name().unwrap_or_default().to_string_lossy();
+/// Runs every protocol check against the project's release binary. Where a
+/// successful answer is needed it sends the project's example request and
+/// expects what `preview` printed for it: the checks hold for any generator.
+pub fn run(project: &Project) -> Result<(), String> {
+    let name = project.name.as_str();
+    let example = project.example()?;
     let token = "conformance-token-7f3a9c";
     let file = token_file(&format!("conformance-{name}"), &format!("{token}\n"));
-    let plugin = Running::start(binary, &file, workdir)?;
+    let plugin = Running::start(project, &file)?;
     let mut controller = Controller::new(plugin.addr, token);
     let fail = |what: &str, detail: String| format!("{name}: {what}: {detail}");
 
-    // The documented request, decoded as the controller decodes it.
+    // The example request over HTTP, decoded as the controller decodes it,
+    // answers what `preview` answered.
     let sets = controller
-        .get_params("shop", &json!({"environments": ["dev", "prod"]}))
-        .map_err(|e| fail("getparams", e))?;
-    let expected = json!([
-        {"name": "shop", "environment": "dev", "namespace": "shop-dev"},
-        {"name": "shop", "environment": "prod", "namespace": "shop-prod"},
-    ]);
+        .post(&example.request)
+        .map_err(|e| fail("the example request", e))?;
     ensure!(
-        Value::from(sets.clone()) == expected,
-        "{name}: getparams answered {sets:?}"
+        sets == example.sets,
+        "{name}: the example request answered {sets:?} over HTTP, but preview printed {:?}",
+        example.sets
     );
 
-    // Bad input is an error the operator can read, never an empty success;
-    // every JSON type travels; a true empty answer is an empty list.
-    let bad = controller.get_params(
-        "shop",
-        &json!({"environments": "dev", "n": 3, "b": true, "z": null, "m": {"k": "<&>"}}),
-    );
+    // A request that is not the protocol's is an error the operator can
+    // read, never an empty success.
+    let mut wrong_shape = example.request.clone();
+    wrong_shape["input"]["parameters"] = json!(["not", "a", "map"]);
+    let bad = controller.post(&wrong_shape);
     ensure!(
-        bad == Err("API error with status code 400: input.parameters: `environments` must be a list of strings".into()),
-        "{name}: bad input gave {bad:?}"
-    );
-    let empty = controller.get_params("shop", &json!({"environments": []}));
-    ensure!(
-        empty == Ok(Vec::new()),
-        "{name}: no environments gave {empty:?}"
+        bad.as_ref()
+            .is_err_and(|e| e.starts_with("API error with status code 400: invalid request body")),
+        "{name}: parameters that are not a map gave {bad:?}"
     );
 
     // Authentication, as the ApplicationSet status would show it.
@@ -117,9 +112,9 @@ pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
 
     // A 20 MB body is refused with 413, and the plugin keeps serving.
     oversized_body(plugin.addr, token).map_err(|e| fail("20 MB body", e))?;
-    let after = controller.get_params("shop", &json!({"environments": ["qa"]}));
+    let after = controller.post(&example.request);
     ensure!(
-        after.as_ref().is_ok_and(|s| s.len() == 1),
+        after.as_ref() == Ok(&example.sets),
         "{name}: after a 413: {after:?}"
     );
 
@@ -132,29 +127,32 @@ pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
         "-H",
         &format!("Authorization: Bearer {token}"),
         "-d",
-        r#"{"applicationSetName":"demo","input":{"parameters":{"environments":["dev","prod"]}}}"#,
+        &example.request.to_string(),
     ]))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = stdout.rsplit_once('\n').unwrap_or_default();
-    let namespace = serde_json::from_str::<Value>(body)
+    let curl_sets = serde_json::from_str::<Value>(body)
         .ok()
-        .map(|b| b["output"]["parameters"][1]["namespace"].clone());
+        .map(|b| b["output"]["parameters"].clone());
     ensure!(
-        status == "200" && namespace == Some(json!("demo-prod")),
+        status == "200" && curl_sets == Some(Value::from(example.sets.clone())),
         "{name}: curl got {stdout}"
     );
 
-    if metrics {
+    if project.metrics() {
         let reply = controller
             .send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
             .map_err(|e| fail("/metrics", e))?;
         let text = reply.text();
+        let labels = format!(
+            r#"application_set="{}",status="200""#,
+            example.application_set()
+        );
         ensure!(
-            // Three successes and one bad input for "shop" so far.
+            // The example request succeeded three times (HTTP, after the 413, curl).
             reply.status == 200
-                && text.contains(r#"plugin_requests_total{application_set="shop",status="200"} 3"#)
-                && text.contains(r#"plugin_requests_total{application_set="shop",status="400"} 1"#)
-                && text.contains(r#"{application_set="shop",status="200",le="+Inf"} 3"#),
+                && text.contains(&format!("plugin_requests_total{{{labels}}} 3\n"))
+                && text.contains(&format!("{{{labels},le=\"+Inf\"}} 3\n")),
             "{name}: /metrics answered {} {text}",
             reply.status
         );
@@ -164,18 +162,14 @@ pub fn run(binary: &Path, workdir: &Path, metrics: bool) -> Result<(), String> {
     std::fs::write(&file, "rotated-token-41b2\n").map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(6);
     let mut rotated = Controller::new(plugin.addr, "rotated-token-41b2");
-    while rotated
-        .get_params("shop", &json!({"environments": ["dev"]}))
-        .is_err()
-    {
+    while rotated.post(&example.request).is_err() {
         ensure!(
             Instant::now() < deadline,
             "{name}: the rotated token was not accepted within 6 s"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let old =
-        Controller::new(plugin.addr, token).get_params("shop", &json!({"environments": ["dev"]}));
+    let old = Controller::new(plugin.addr, token).post(&example.request);
     ensure!(
         old.is_err(),
         "{name}: the old token still works after rotation"

@@ -16,12 +16,16 @@ pub mod bench;
 pub mod checks;
 pub mod command;
 pub mod conformance;
+pub mod docker;
+pub mod example;
 pub mod liquid_lint;
 pub mod load;
+pub mod lockfile;
 pub mod manifests;
 pub mod project;
 pub mod render;
 pub mod tools;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
@@ -54,4 +58,28 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Where every rendered project builds, so dependencies compile once.
 pub fn rendered_target_dir() -> PathBuf {
     repo_root().join("target").join("rendered")
+}
+
+/// This process's scratch folder, `target/harness/run-<pid>` of this clone:
+/// rendered projects, token files, validation output. Folders of earlier
+/// runs whose process is gone are removed on first use, so runs neither
+/// collide nor pile up.
+pub fn run_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let parent = repo_root().join("target").join("harness");
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix("run-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = parent.join(format!("run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the harness's run folder");
+        dir
+    })
 }

@@ -91,8 +91,19 @@ impl Template {
                     .expect("under root")
                     .to_path_buf()
             })
-            .filter(|relative| !self.verbatim.iter().any(|v| relative == Path::new(v)))
+            .filter(|relative| !self.is_verbatim(relative))
             .collect()
+    }
+
+    /// Whether `[template] exclude` copies `relative` verbatim (exact paths
+    /// and `folder/**` patterns).
+    pub fn is_verbatim(&self, relative: &Path) -> bool {
+        self.verbatim
+            .iter()
+            .any(|pattern| match pattern.strip_suffix("/**") {
+                Some(folder) => relative.starts_with(folder),
+                None => relative == Path::new(pattern),
+            })
     }
 
     /// Parses `file` and renders it with every combination of the boolean

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::argocd::Controller;
+use crate::example::Example;
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
@@ -61,22 +60,32 @@ impl Soak {
     }
 }
 
-/// `clients` keep-alive clients send the controller's request to the plugin
-/// (process `pid`) for `duration`, while its RSS is sampled.
-pub fn soak(addr: SocketAddr, token: &str, pid: u32, clients: usize, duration: Duration) -> Soak {
+/// `clients` keep-alive clients send the project's example request to the
+/// plugin (process `pid`) for `duration`, while its RSS is sampled; a request
+/// that does not get the example's answer counts as an error.
+pub fn soak(
+    addr: SocketAddr,
+    token: &str,
+    pid: u32,
+    example: &Example,
+    clients: usize,
+    duration: Duration,
+) -> Soak {
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..clients)
-        .map(|i| {
+        .map(|_| {
             let (stop, requests, errors) = (stop.clone(), requests.clone(), errors.clone());
             let token = token.to_owned();
+            let example = example.clone();
             std::thread::spawn(move || {
                 let mut controller = Controller::new(addr, &token);
-                let parameters = json!({"environments": ["dev", "staging", "prod"], "client": i});
                 while !stop.load(Ordering::Relaxed) {
-                    match controller.get_params(&format!("soak-{i}"), &parameters) {
-                        Ok(sets) if sets.len() == 3 => requests.fetch_add(1, Ordering::Relaxed),
+                    match controller.post(&example.request) {
+                        Ok(sets) if sets == example.sets => {
+                            requests.fetch_add(1, Ordering::Relaxed)
+                        }
                         _ => errors.fetch_add(1, Ordering::Relaxed),
                     };
                 }
@@ -123,17 +132,17 @@ pub struct SlowlorisReport {
 pub fn slowloris(
     addr: SocketAddr,
     token: &str,
+    example: &Example,
     idle: usize,
     slow: usize,
     drop_within: Duration,
 ) -> SlowlorisReport {
     let mut probe = Controller::new(addr, token);
-    let parameters = json!({"environments": ["dev"]});
     let mut measure = |count: usize, failed: &mut usize| -> Vec<f64> {
         (0..count)
             .map(|_| {
                 let started = Instant::now();
-                if probe.get_params("probe", &parameters).is_err() {
+                if probe.post(&example.request).is_err() {
                     *failed += 1;
                 }
                 started.elapsed().as_secs_f64() * 1000.0
@@ -146,7 +155,7 @@ pub fn slowloris(
     let mut idle_connections: Vec<Controller> = (0..idle)
         .map(|_| {
             let mut controller = Controller::new(addr, token);
-            if controller.get_params("idle", &parameters).is_err() {
+            if controller.post(&example.request).is_err() {
                 failed += 1;
             }
             controller
@@ -192,7 +201,7 @@ pub fn slowloris(
     let during_ms = measure(200, &mut failed);
     let idle_still_served = idle_connections
         .last_mut()
-        .is_some_and(|controller| controller.get_params("idle", &parameters).is_ok());
+        .is_some_and(|controller| controller.post(&example.request).is_ok());
 
     while attack_started.elapsed() < drop_within && slow_threads.iter().any(|t| !t.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));

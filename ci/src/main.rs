@@ -4,6 +4,7 @@
 //! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
 //! template-ci bench [--seconds N] [--connections N] [--smoke]
 //! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
+//! template-ci lock                              rewrite template/Cargo.lock.liquid
 //! ```
 
 use std::os::unix::process::CommandExt;
@@ -17,7 +18,8 @@ use template_ci::{rendered_target_dir, repo_root};
 const USAGE: &str = "usage:
   template-ci dev [--name NAME] [--port PORT]
   template-ci bench [--seconds N] [--connections N] [--smoke]
-  template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...";
+  template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
+  template-ci lock";
 
 fn main() -> ExitCode {
     ensure_author();
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("render") => render(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("lock") if args.len() == 1 => lock(),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -113,19 +116,26 @@ fn dev(args: &[String]) -> Result<(), String> {
     eprintln!("building (the first build takes a minute or two)...");
     cargo_in_shared_target(&project, &["build", "--locked", "--quiet"])?;
 
+    let binary = target_dir.join("debug").join(name);
+    // The generator's own example request (`EXAMPLE_REQUEST` in src/generator.rs).
+    let output =
+        template_ci::command::run_command(Command::new(&binary).args(["preview", "--request"]))?;
+    let request = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     let url = format!("http://127.0.0.1:{port}/api/v1/getparams.execute");
     println!(
         "\nThe plugin {name} runs on 127.0.0.1:{port}; its code is in {}.\n\
          Its token is in {}. Talk to it from another shell:\n\n  \
          curl -s {url} \\\n    -H \"Authorization: Bearer $(cat {})\" \\\n    \
-         -d '{{\"applicationSetName\":\"demo\",\"input\":{{\"parameters\":{{\"environments\":[\"dev\",\"prod\"]}}}}}}'\n\n\
+         -d '{request}'\n\n\
+         Or run the generator once, without a server: {} preview [PARAMETERS]\n\
          Stop it with Ctrl-C.\n",
         project.display(),
         token_file.display(),
         token_file.display(),
+        binary.display(),
     );
     // Become the plugin, so Ctrl-C reaches it and it shuts down gracefully.
-    let error = Command::new(target_dir.join("debug").join(name))
+    let error = Command::new(&binary)
         .env("PLUGIN_TOKEN_FILE", &token_file)
         .env("PLUGIN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .exec();
@@ -182,6 +192,26 @@ Written: {0}/results.md and {0}/results.svg",
     if smoke && (plugin.requests == 0 || plugin.errors > 0 || plugin.non_2xx > 0) {
         return Err("smoke run: the plugin did not answer the benchmark cleanly".into());
     }
+    Ok(())
+}
+
+/// Rewrites `template/Cargo.lock.liquid` after a dependency change: renders
+/// both dependency variants, lets cargo update their locks (keeping every
+/// pin it can), and merges them (see `template_ci::lockfile`).
+fn lock() -> Result<(), String> {
+    use template_ci::lockfile::{PLACEHOLDER, PROBE, write};
+    let dir = repo_root().join("target").join("lock");
+    let mut projects = Vec::new();
+    for on in [false, true] {
+        let parent = dir.join(format!("{PLACEHOLDER}-{on}"));
+        let project = Render::new(PROBE)
+            .define(PLACEHOLDER, &on.to_string())
+            .into_dir(&parent)?;
+        template_ci::command::run(&project, "cargo", &["metadata", "--format-version", "1"])?;
+        projects.push(project);
+    }
+    write(&repo_root(), &projects[0], &projects[1])?;
+    eprintln!("wrote template/Cargo.lock.liquid");
     Ok(())
 }
 

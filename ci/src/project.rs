@@ -5,9 +5,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::command::run_command;
+use crate::example::Example;
 use crate::render::Render;
 
 /// A project rendered by the `template-ci` binary (a separate process, so
@@ -16,13 +17,17 @@ use crate::render::Render;
 pub struct Project {
     pub name: String,
     pub dir: PathBuf,
+    /// Environment the plugin's generator needs to start (none for most).
+    pub env: Vec<(String, String)>,
     release: OnceLock<Result<PathBuf, String>>,
+    example: OnceLock<Result<Example, String>>,
 }
 
 impl Project {
-    /// Renders `render` with the `template-ci` binary at `binary`.
+    /// Renders `render` with the `template-ci` binary at `binary`, into this
+    /// run's folder.
     pub fn render(binary: &str, render: &Render) -> Result<Self, String> {
-        let parent = std::env::temp_dir().join("template-ci");
+        let parent = crate::run_dir().join("projects");
         let mut command = Command::new(binary);
         command
             .args(["render", "--name", &render.name, "--into"])
@@ -33,19 +38,33 @@ impl Project {
             command.args(["-d", &format!("{key}={value}")]);
         }
         run_command(&mut command)?;
+        let env = if render
+            .defines
+            .iter()
+            .any(|(key, value)| key == "http_client" && value == "true")
+        {
+            crate::upstream::http_client_env()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             name: render.name.clone(),
             dir: parent.join(&render.name),
+            env,
             release: OnceLock::new(),
+            example: OnceLock::new(),
         })
     }
 
-    /// `cargo <args>` in the project, building into the shared target dir.
-    ///
-    /// Every rendered project is the package `plugin` 0.1.0 at its workspace
-    /// root, so cargo gives their artifacts the same names in the shared
-    /// target dir and judges freshness by modification times. So one cargo
-    /// command at a time, with this project's sources made newest first.
+    /// Whether the project serves `/metrics` (the option turns on the
+    /// plugin-server feature).
+    pub fn metrics(&self) -> bool {
+        self.read("Cargo.toml")
+            .contains(r#"features = ["metrics"]"#)
+    }
+
+    /// `cargo <args>` in the project, building into the shared target dir
+    /// (each project is a package of its own name there), one at a time.
     pub fn cargo(&self, args: &[&str]) -> Result<Output, String> {
         cargo_in_shared_target(&self.dir, args)
     }
@@ -62,6 +81,13 @@ impl Project {
             .clone()
     }
 
+    /// The project's example request and its answer (see [`Example`]).
+    pub fn example(&self) -> Result<Example, String> {
+        self.example
+            .get_or_init(|| Example::from_binary(&self.release_binary()?, &self.env))
+            .clone()
+    }
+
     pub fn read(&self, path: &str) -> String {
         std::fs::read_to_string(self.dir.join(path))
             .unwrap_or_else(|e| panic!("{}/{path}: {e}", self.dir.display()))
@@ -75,26 +101,12 @@ pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, S
     let lock = File::create(target.join(".harness-lock")).map_err(|e| e.to_string())?;
     lock.lock()
         .map_err(|e| format!("locking {}: {e}", target.display()))?;
-    touch_sources(project)?;
     run_command(
         Command::new("cargo")
             .args(args)
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(project),
     )
-}
-
-fn touch_sources(dir: &Path) -> Result<(), String> {
-    let now = SystemTime::now();
-    let sources = [dir.join("src"), dir.join("tests")];
-    for path in sources.iter().flat_map(|folder| crate::files_under(folder)) {
-        File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|file| file.set_modified(now))
-            .map_err(|e| format!("touching {}: {e}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// A port that was free a moment ago.
@@ -111,18 +123,24 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `binary` on a free loopback port and waits until it listens.
-    pub fn start(binary: &Path, token_file: &Path, workdir: &Path) -> Result<Self, String> {
-        let mut command = Command::new(binary);
-        command.current_dir(workdir);
-        Self::start_command(command, token_file)
+    /// Starts the project's release binary on a free loopback port and
+    /// waits until it listens.
+    pub fn start(project: &Project, token_file: &Path) -> Result<Self, String> {
+        let mut command = Command::new(project.release_binary()?);
+        command.current_dir(&project.dir);
+        Self::start_command(project, command, token_file)
     }
 
     /// Like [`Running::start`], for a command that ends up executing the plugin.
-    pub fn start_command(mut command: Command, token_file: &Path) -> Result<Self, String> {
+    pub fn start_command(
+        project: &Project,
+        mut command: Command,
+        token_file: &Path,
+    ) -> Result<Self, String> {
         let addr = free_port();
         let line = crate::command::describe(&command);
         let child = command
+            .envs(project.env.iter().map(|(k, v)| (k, v)))
             .env("PLUGIN_TOKEN_FILE", token_file)
             .env("PLUGIN_LISTEN_ADDR", addr.to_string())
             .env("RUST_LOG", "warn")

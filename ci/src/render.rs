@@ -99,3 +99,26 @@ pub fn ensure_author() {
         unsafe { std::env::set_var("CARGO_NAME", "plugin-author") };
     }
 }
+
+/// A copy of the template repository's rendered parts (`cargo-generate.toml`,
+/// `hooks/`, `template/`) in this run's folder `name`, as a fork would have
+/// them; returns the copy's root.
+pub fn copy_template(name: &str) -> Result<PathBuf, String> {
+    let copy = crate::run_dir().join(name);
+    let _ = std::fs::remove_dir_all(&copy);
+    let root = crate::repo_root();
+    for part in ["template", "hooks"] {
+        for file in crate::files_under(&root.join(part)) {
+            let target = copy.join(file.strip_prefix(&root).expect("under the root"));
+            std::fs::create_dir_all(target.parent().expect("a parent"))
+                .and_then(|()| std::fs::copy(&file, &target))
+                .map_err(|e| format!("copying {}: {e}", file.display()))?;
+        }
+    }
+    std::fs::copy(
+        root.join("cargo-generate.toml"),
+        copy.join("cargo-generate.toml"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(copy)
+}

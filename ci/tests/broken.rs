@@ -1,43 +1,24 @@
 //! The job catches a broken template and says where: a copy of the
 //! template is broken on purpose, rendered, and checked.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use template_ci::checks;
 use template_ci::liquid_lint::Template;
 use template_ci::project::Project;
-use template_ci::render::Render;
-use template_ci::repo_root;
+use template_ci::render::{Render, copy_template};
 
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
 
-/// A copy of the template repository (config, hooks, template) with
-/// `edit` applied to one file.
+/// A copy of the template repository with `edit` applied to one file.
 fn broken_copy(name: &str, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
-    let copy =
-        std::env::temp_dir().join(format!("template-ci-broken-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&copy);
-    copy_dir(&repo_root().join("template"), &copy.join("template"));
-    copy_dir(&repo_root().join("hooks"), &copy.join("hooks"));
-    std::fs::copy(
-        repo_root().join("cargo-generate.toml"),
-        copy.join("cargo-generate.toml"),
-    )
-    .unwrap();
+    let copy = copy_template(&format!("broken-{name}")).unwrap();
     let path = copy.join("template").join(file);
     let original = std::fs::read_to_string(&path).unwrap();
     let edited = edit(&original);
     assert_ne!(original, edited, "the edit changed {file}");
     std::fs::write(&path, edited).unwrap();
     copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for file in template_ci::files_under(from) {
-        let target = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
 }
 
 fn render(repo: PathBuf, name: &str) -> Project {
@@ -59,7 +40,7 @@ fn a_syntax_error_in_main_rs_fails_naming_the_file() {
     let error = checks::rust(&project).unwrap_err();
     assert!(error.contains("src/main.rs"), "{error}");
     assert!(
-        error.contains("cargo fmt --check") || error.contains("cargo clippy"),
+        error.contains("cargo fmt --all --check") || error.contains("cargo clippy"),
         "{error}"
     );
 }
@@ -97,5 +78,19 @@ fn a_liquid_mistake_fails_the_lint_naming_file_and_line() {
     assert!(
         problems[0].starts_with("deploy/service.yaml: line 16: unknown variable `plugin_prot`"),
         "{problems:?}"
+    );
+}
+
+#[test]
+fn a_dockerignore_that_leaves_out_a_crate_fails_naming_the_path() {
+    let repo = broken_copy("dockerignore", ".dockerignore", |text| {
+        text.replace("!plugin-server/src/\n", "")
+    });
+    let project = render(repo, "plugin-broken-docker");
+    let error = template_ci::docker::replay(&project).unwrap_err();
+    assert!(
+        error.contains("COPY plugin-server/src plugin-server/src")
+            && error.contains("plugin-server/src is not in the build context"),
+        "{error}"
     );
 }

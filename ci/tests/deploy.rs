@@ -138,7 +138,7 @@ fn pod_meets_the_restricted_pod_security_profile() {
 
 #[test]
 fn scanners_find_nothing_but_the_missing_image_digest() {
-    let dir = std::env::temp_dir().join(format!("template-ci-scan-{}", std::process::id()));
+    let dir = template_ci::run_dir().join("scan");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("install.yaml"),

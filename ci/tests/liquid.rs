@@ -21,7 +21,7 @@ fn every_template_file_is_valid_liquid_with_known_variables() {
 
 #[test]
 fn the_lint_catches_syntax_errors_and_unknown_variables() {
-    let dir = std::env::temp_dir().join(format!("template-ci-liquid-{}", std::process::id()));
+    let dir = template_ci::run_dir().join("liquid-lint");
     let root = dir.join("template");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::create_dir_all(dir.join("hooks")).unwrap();
@@ -32,7 +32,7 @@ fn the_lint_catches_syntax_errors_and_unknown_variables() {
     .unwrap();
     std::fs::write(
         dir.join("cargo-generate.toml"),
-        "[template]\nexclude = [\"raw.rs\"]\n[placeholders.port]\nprompt = \"p\"\ndefault = \"1\"\n\
+        "[template]\nexclude = [\"raw.rs\", \"verbatim/**\"]\n[placeholders.port]\nprompt = \"p\"\ndefault = \"1\"\n\
          [placeholders.flag]\ntype = \"bool\"\nprompt = \"f\"\ndefault = true\n",
     )
     .unwrap();
@@ -53,6 +53,8 @@ fn the_lint_catches_syntax_errors_and_unknown_variables() {
     )
     .unwrap();
     std::fs::write(root.join("raw.rs"), "{{{ not liquid").unwrap();
+    std::fs::create_dir_all(root.join("verbatim/src")).unwrap();
+    std::fs::write(root.join("verbatim/src/lib.rs"), "{{{ not liquid").unwrap();
 
     let template = Template::load(&dir).unwrap();
     let check = |file: &str| template.check(Path::new(file)).join("\n");
@@ -73,7 +75,7 @@ fn the_lint_catches_syntax_errors_and_unknown_variables() {
     );
     let files = template.rendered_files();
     assert!(
-        !files.contains(&"raw.rs".into()),
-        "excluded files are not linted"
+        !files.contains(&"raw.rs".into()) && !files.contains(&"verbatim/src/lib.rs".into()),
+        "excluded files are not linted: {files:?}"
     );
 }

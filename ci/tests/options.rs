@@ -32,8 +32,12 @@ fn custom_values_reach_code_dockerfile_manifests_and_readme() {
         .define("github_owner", "team-org");
     let project = Project::render(CI, &render).unwrap();
 
-    // No default is left behind anywhere.
+    // No default is left behind anywhere (plugin-server/ is the same in every
+    // project: no placeholder reaches it).
     for (file, text) in all_files(&project.dir) {
+        if file.starts_with("plugin-server/") {
+            continue;
+        }
         for default in [
             "4355",
             "argocd-plugins",
@@ -49,7 +53,7 @@ fn custom_values_reach_code_dockerfile_manifests_and_readme() {
     }
     assert!(
         project
-            .read("src/config.rs")
+            .read("src/main.rs")
             .contains("DEFAULT_PORT: u16 = 8088;")
     );
     let dockerfile = project.read("Dockerfile");
@@ -104,7 +108,7 @@ fn names_that_are_not_kubernetes_service_names_are_refused() {
         ("9lives", "must start with a lower-case letter"),
         (long.as_str(), "is 64 characters long"),
     ] {
-        let parent = std::env::temp_dir().join("template-ci-refused");
+        let parent = template_ci::run_dir().join("refused");
         let output = Command::new(CI)
             .args(["render", "--name", name, "--into"])
             .arg(&parent)

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::json;
 use template_ci::argocd::Controller;
 use template_ci::checks;
 use template_ci::conformance::token_file;
@@ -17,39 +16,53 @@ use template_ci::render::Render;
 
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
 
-/// The four combinations of `metrics` and `github_actions`; the first is
-/// the default rendering.
-const VARIANTS: [(bool, bool); 4] = [(true, true), (true, false), (false, true), (false, false)];
+/// The four combinations of `metrics` and `github_actions` (the first is the
+/// default rendering), and the HTTP client example, whose name sorts after
+/// every dependency in the lock file.
+const VARIANTS: [(&str, &[(&str, &str)]); 5] = [
+    ("plugin-default", &[]),
+    (
+        "plugin-m1-g0",
+        &[("metrics", "true"), ("github_actions", "false")],
+    ),
+    (
+        "plugin-m0-g1",
+        &[("metrics", "false"), ("github_actions", "true")],
+    ),
+    (
+        "plugin-m0-g0",
+        &[("metrics", "false"), ("github_actions", "false")],
+    ),
+    ("zz-http-plugin", &[("http_client", "true")]),
+];
 
 fn project(index: usize) -> &'static Project {
-    static PROJECTS: [OnceLock<Project>; 4] = [const { OnceLock::new() }; 4];
+    static PROJECTS: [OnceLock<Project>; VARIANTS.len()] =
+        [const { OnceLock::new() }; VARIANTS.len()];
     PROJECTS[index].get_or_init(|| {
-        let (metrics, github_actions) = VARIANTS[index];
-        let render = if index == 0 {
-            Render::new("plugin-default")
-        } else {
-            Render::new(&format!(
-                "plugin-m{}-g{}",
-                u8::from(metrics),
-                u8::from(github_actions)
-            ))
-            .define("metrics", &metrics.to_string())
-            .define("github_actions", &github_actions.to_string())
-        };
+        let (name, defines) = VARIANTS[index];
+        let mut render = Render::new(name);
+        for (key, value) in defines {
+            render = render.define(key, value);
+        }
         Project::render(CI, &render).unwrap()
     })
 }
 
 fn check_variant(index: usize) {
-    let (metrics, github_actions) = VARIANTS[index];
+    let (_, defines) = VARIANTS[index];
+    let option = |key: &str| {
+        defines
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v == "true")
+    };
+    let metrics = option("metrics").unwrap_or(true);
+    let github_actions = option("github_actions").unwrap_or(true);
+    let http_client = option("http_client").unwrap_or(false);
     let project = project(index);
     let has = |path: &str| project.dir.join(path).exists();
-    assert_eq!(has("src/metrics.rs"), metrics);
-    assert_eq!(has("tests/metrics.rs"), metrics);
-    assert_eq!(
-        project.read("src/lib.rs").contains("pub mod metrics;"),
-        metrics
-    );
+    assert_eq!(project.metrics(), metrics);
     assert_eq!(
         project
             .read("deploy/deployment.yaml")
@@ -58,8 +71,13 @@ fn check_variant(index: usize) {
     );
     assert_eq!(has(".github/workflows/image.yml"), github_actions);
     assert_eq!(has(".github/dependabot.yml"), github_actions);
+    assert_eq!(
+        project.read("src/generator.rs").contains("reqwest::Client"),
+        http_client
+    );
+    assert!(!has("src/http_generator.rs"));
     checks::no_template_syntax(&project.dir).unwrap();
-    checks::all(project, metrics).unwrap();
+    checks::all(project).unwrap();
 }
 
 #[test]
@@ -82,6 +100,11 @@ fn neither_metrics_nor_github_actions() {
     check_variant(3);
 }
 
+#[test]
+fn http_client_example() {
+    check_variant(4);
+}
+
 fn default_release_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| project(0).release_binary().unwrap())
@@ -92,7 +115,7 @@ fn release_binary_refuses_an_empty_or_missing_token_file() {
     for (name, content) in [("empty", Some("\n")), ("missing", None)] {
         let path = match content {
             Some(content) => token_file(name, content),
-            None => std::env::temp_dir().join("template-ci-no-such-token"),
+            None => template_ci::run_dir().join("no-such-token"),
         };
         let output = Command::new(default_release_binary())
             .env("PLUGIN_TOKEN_FILE", &path)
@@ -120,11 +143,12 @@ fn release_binary_needs_no_writable_filesystem() {
         .arg(r#"mount -o remount,bind,ro / && exec "$0""#)
         .arg(default_release_binary())
         .current_dir(&project(0).dir);
-    let plugin = Running::start_command(command, &file).unwrap();
+    let plugin = Running::start_command(project(0), command, &file).unwrap();
+    let example = project(0).example().unwrap();
     let sets = Controller::new(plugin.addr, token)
-        .get_params("shop", &json!({"environments": ["dev"]}))
+        .post(&example.request)
         .unwrap();
-    assert_eq!(sets.len(), 1);
+    assert_eq!(sets, example.sets);
     assert_eq!(plugin.terminate().unwrap().code(), Some(0));
 }
 
@@ -149,7 +173,7 @@ fn allow_open_files(count: u64) {
 fn soak_keeps_memory_flat_and_every_request_succeeds() {
     let token = "soak-token-0c71";
     let file = token_file("soak", token);
-    let plugin = Running::start(default_release_binary(), &file, &project(0).dir).unwrap();
+    let plugin = Running::start(project(0), &file).unwrap();
     let seconds = std::env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -158,6 +182,7 @@ fn soak_keeps_memory_flat_and_every_request_succeeds() {
         plugin.addr,
         token,
         plugin.child.id(),
+        &project(0).example().unwrap(),
         4,
         Duration::from_secs(seconds),
     );
@@ -190,9 +215,17 @@ fn slow_clients_are_dropped_while_others_are_served() {
         .args(["-c", r#"ulimit -n 4096 && exec "$0""#])
         .arg(default_release_binary())
         .current_dir(&project(0).dir);
-    let plugin = Running::start_command(command, &file).unwrap();
+    let plugin = Running::start_command(project(0), command, &file).unwrap();
     // The plugin reads a request's head within 10 s, or drops the client.
-    let report = load::slowloris(plugin.addr, token, 1000, 50, Duration::from_secs(16));
+    let example = project(0).example().unwrap();
+    let report = load::slowloris(
+        plugin.addr,
+        token,
+        &example,
+        1000,
+        50,
+        Duration::from_secs(16),
+    );
     let (before, during) = (
         load::percentile(&report.before_ms, 50.0),
         load::percentile(&report.during_ms, 50.0),

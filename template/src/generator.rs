@@ -1,9 +1,13 @@
-//! Your generator: the one file of this project you are meant to edit.
+//! Your generator: the one file of this project you are meant to edit, with
+//! its tests and its example request. Everything else (protocol, token,
+//! limits, errors, health, logs, shutdown) is the template's, in
+//! `plugin-server/`.
 //!
 //! It gets the ApplicationSet's name and `input.parameters` and returns the
 //! parameter sets the ApplicationSet's template is rendered with, one
 //! Application per set. Return `Err` whenever you cannot compute the complete
-//! list (see `plugin.rs` for why); the server handles everything else.
+//! list: Argo CD takes any success as the whole truth and deletes the
+//! Applications it no longer contains.
 //!
 //! The example makes one parameter set per environment:
 //!
@@ -13,21 +17,46 @@
 //!                    {"name": "shop", "environment": "prod", "namespace": "shop-prod"}]
 //! ```
 //!
-//! `name` defaults to the ApplicationSet's name; `environments` is required.
+//! `name` defaults to the ApplicationSet's name; `environments` is required
+//! and each must be one of `ALLOWED_ENVIRONMENTS` (default `dev,staging,prod`).
 
+use plugin_server::{Generator, GeneratorError, GetParamsRequest, ParameterMap};
 use serde_json::Value;
 
-use crate::plugin::{Generator, GeneratorError};
-use crate::protocol::{GetParamsRequest, ParameterMap};
+/// A request this generator answers with success. `{{project-name}} preview`
+/// runs it when given no parameters, and the template's checks send it to the
+/// built plugin: keep it answerable when you change the generator.
+pub const EXAMPLE_REQUEST: &str =
+    r#"{"applicationSetName":"shop","input":{"parameters":{"environments":["dev","prod"]}}}"#;
 
-/// Built once at start-up (see `main.rs`) and shared by all requests: put
-/// your HTTP clients, caches and configuration here.
-#[derive(Debug, Default)]
-pub struct PluginGenerator;
+/// Built once at start-up and shared by all requests: put your settings,
+/// HTTP clients and caches here.
+#[derive(Debug)]
+pub struct PluginGenerator {
+    allowed_environments: Vec<String>,
+}
 
 impl PluginGenerator {
-    pub fn new() -> Self {
-        Self
+    /// Reads the generator's settings; an error stops the plugin at start-up
+    /// with this message.
+    pub fn from_env() -> Result<Self, String> {
+        let allowed =
+            std::env::var("ALLOWED_ENVIRONMENTS").unwrap_or_else(|_| "dev,staging,prod".into());
+        Self::new(allowed.split(',').map(str::trim))
+    }
+
+    pub fn new<'a>(allowed: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let allowed_environments: Vec<String> = allowed
+            .into_iter()
+            .filter(|environment| !environment.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if allowed_environments.is_empty() {
+            return Err("ALLOWED_ENVIRONMENTS names no environment".into());
+        }
+        Ok(Self {
+            allowed_environments,
+        })
     }
 }
 
@@ -55,6 +84,12 @@ impl Generator for PluginGenerator {
             .iter()
             .map(|environment| {
                 let environment = dns_label("environments[]", environment)?;
+                if !self.allowed_environments.iter().any(|a| a == environment) {
+                    return Err(invalid(format!(
+                        "environment `{environment}` is not one of {}",
+                        self.allowed_environments.join(", ")
+                    )));
+                }
                 let mut set = ParameterMap::new();
                 set.insert("name".into(), name.into());
                 set.insert("environment".into(), environment.into());
@@ -90,16 +125,16 @@ fn invalid(message: impl Into<String>) -> GeneratorError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::ErrorKind;
+    use plugin_server::ErrorKind;
+    use plugin_server::testing::{self, TestServer};
     use serde_json::json;
 
+    fn example() -> PluginGenerator {
+        PluginGenerator::new(["dev", "staging", "prod"]).unwrap()
+    }
+
     fn generate(parameters: Value) -> Result<Vec<ParameterMap>, GeneratorError> {
-        let request = serde_json::from_value(json!({
-            "applicationSetName": "shop",
-            "input": {"parameters": parameters},
-        }))
-        .expect("valid request");
-        actix_web::rt::System::new().block_on(PluginGenerator.generate(request))
+        testing::generate(&example(), testing::request("shop", parameters))
     }
 
     #[test]
@@ -116,8 +151,8 @@ mod tests {
 
     #[test]
     fn name_parameter_overrides_the_application_set_name() {
-        let sets = generate(json!({"name": "web", "environments": ["qa"]})).unwrap();
-        assert_eq!(sets[0]["namespace"], json!("web-qa"));
+        let sets = generate(json!({"name": "web", "environments": ["dev"]})).unwrap();
+        assert_eq!(sets[0]["namespace"], json!("web-dev"));
     }
 
     #[test]
@@ -132,11 +167,41 @@ mod tests {
             json!({"environments": "dev"}),
             json!({"environments": ["Dev"]}),
             json!({"environments": [1]}),
+            json!({"environments": ["qa"]}),
             json!({"name": "", "environments": ["dev"]}),
         ] {
             let error = generate(parameters.clone()).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidInput, "{parameters}");
             assert!(error.message().starts_with("input.parameters: "));
         }
+    }
+
+    #[test]
+    fn settings_without_an_environment_are_refused() {
+        assert!(PluginGenerator::new(["", ""]).is_err());
+    }
+
+    #[test]
+    fn the_example_request_succeeds() {
+        let request = serde_json::from_str(EXAMPLE_REQUEST).unwrap();
+        assert!(!testing::generate(&example(), request).unwrap().is_empty());
+    }
+
+    /// Through the real server, as Argo CD calls it.
+    #[test]
+    fn over_http() {
+        let server = TestServer::start(example());
+        let sets = server
+            .get_params("shop", json!({"environments": ["staging"]}))
+            .unwrap();
+        assert_eq!(sets[0]["namespace"], json!("shop-staging"));
+        let (status, message) = server
+            .get_params("shop", json!({"environments": "dev"}))
+            .unwrap_err();
+        assert_eq!(status, 400);
+        assert_eq!(
+            message,
+            "input.parameters: `environments` must be a list of strings"
+        );
     }
 }

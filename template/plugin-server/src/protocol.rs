@@ -16,6 +16,11 @@ pub type ParameterMap = Map<String, Value>;
 #[serde(rename_all = "camelCase")]
 pub struct GetParamsRequest {
     pub application_set_name: String,
+    /// The ApplicationSet's namespace, from controllers that send it (a
+    /// pending Argo CD change adds `applicationSetNamespace`); `None` from
+    /// those that do not.
+    #[serde(default)]
+    pub application_set_namespace: Option<String>,
     /// Always present from the controller; tolerated as absent for hand-written requests.
     #[serde(default)]
     pub input: Input,
@@ -86,6 +91,18 @@ mod tests {
         ] {
             assert!(parse(body).unwrap().input.parameters.is_empty(), "{body}");
         }
+    }
+
+    #[test]
+    fn reads_the_namespace_when_the_controller_sends_it() {
+        let with =
+            parse(r#"{"applicationSetName":"a","applicationSetNamespace":"team-a","input":{}}"#);
+        assert_eq!(
+            with.unwrap().application_set_namespace.as_deref(),
+            Some("team-a")
+        );
+        let without = parse(r#"{"applicationSetName":"a","input":{}}"#);
+        assert_eq!(without.unwrap().application_set_namespace, None);
     }
 
     #[test]

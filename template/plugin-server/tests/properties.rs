@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{GET_PARAMS, TOKEN, TestServer, controller_request, request_body, try_exchange};
-use plugin::auth::TokenStore;
-use plugin::generator::PluginGenerator;
-use plugin::plugin::{Generator, GeneratorError};
-use plugin::protocol::{GetParamsRequest, ParameterMap};
+use common::Scripted;
+use plugin_server::auth::TokenStore;
+use plugin_server::testing::{
+    GET_PARAMS, TOKEN, TempDir, TestServer, controller_request, request_body, try_exchange,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
@@ -48,7 +48,7 @@ fn is_json_error(body: &[u8]) -> bool {
 
 #[test]
 fn arbitrary_bytes_are_answered_200_or_a_json_400() {
-    let server = TestServer::start(PluginGenerator::new());
+    let server = TestServer::start(Scripted);
     runner()
         .run(&prop::collection::vec(any::<u8>(), 0..300), |body| {
             let mut request = format!(
@@ -69,7 +69,7 @@ fn arbitrary_bytes_are_answered_200_or_a_json_400() {
 
 #[test]
 fn arbitrary_parameters_and_names_are_answered_200_or_a_json_400() {
-    let server = TestServer::start(PluginGenerator::new());
+    let server = TestServer::start(Scripted);
     runner()
         .run(&(".{0,20}", json()), |(name, parameters)| {
             let body = serde_json::json!({"applicationSetName": name, "input": {"parameters": parameters}});
@@ -86,8 +86,8 @@ fn arbitrary_parameters_and_names_are_answered_200_or_a_json_400() {
 
 #[test]
 fn no_wrong_token_is_ever_let_in() {
-    let server = TestServer::start(PluginGenerator::new());
-    let body = request_body("shop", serde_json::json!({"environments": ["dev"]}));
+    let server = TestServer::start(Scripted);
+    let body = request_body("shop", serde_json::json!({"environment": "dev"}));
     runner()
         .run(&"[!-~]{0,40}", |token| {
             prop_assume!(token != TOKEN);
@@ -102,8 +102,8 @@ fn no_wrong_token_is_ever_let_in() {
 
 #[test]
 fn arbitrary_extra_headers_do_not_change_the_answer() {
-    let server = TestServer::start(PluginGenerator::new());
-    let body = request_body("shop", serde_json::json!({"environments": ["dev"]}));
+    let server = TestServer::start(Scripted);
+    let body = request_body("shop", serde_json::json!({"environment": "dev"}));
     let headers = prop::collection::vec(("x-[a-z0-9-]{1,15}", "[ -~]{0,40}"), 0..8);
     runner()
         .run(&headers, |headers| {
@@ -120,30 +120,13 @@ fn arbitrary_extra_headers_do_not_change_the_answer() {
         .unwrap();
 }
 
-/// Fails, panics or succeeds, as the request's `mode` parameter says.
-struct Unreliable;
-
-impl Generator for Unreliable {
-    async fn generate(
-        &self,
-        request: GetParamsRequest,
-    ) -> Result<Vec<ParameterMap>, GeneratorError> {
-        match request.input.parameters.get("mode").and_then(Value::as_str) {
-            Some("fail") => Err(GeneratorError::failed("down")),
-            Some("invalid") => Err(GeneratorError::invalid_input("bad")),
-            Some("panic") => panic!("generator bug"),
-            _ => Ok(vec![request.input.parameters]),
-        }
-    }
-}
-
 #[test]
 fn a_failing_or_panicking_generator_is_never_a_2xx() {
-    let server = TestServer::start(Unreliable);
+    let server = TestServer::start(Scripted);
     let modes = prop_oneof![Just("fail"), Just("invalid"), Just("panic"), Just("ok")];
     runner()
         .run(&(modes, json()), |(mode, extra)| {
-            let body = request_body("shop", serde_json::json!({"mode": mode, "extra": extra}));
+            let body = request_body("shop", serde_json::json!({mode: "down", "extra": extra}));
             let response = server.post(Some(TOKEN), &body);
             let expected = match mode {
                 "fail" | "panic" => 500,
@@ -163,8 +146,8 @@ fn a_failing_or_panicking_generator_is_never_a_2xx() {
 
 #[test]
 fn token_comparison_accepts_exactly_the_token() {
-    let file = common::temp_dir().join("token");
-    std::fs::write(&file, TOKEN).unwrap();
+    let dir = TempDir::new();
+    let file = dir.file("token", TOKEN);
     let store = TokenStore::load(&file).unwrap();
     runner()
         .run(&prop::collection::vec(any::<u8>(), 0..40), |presented| {

@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The port the plugin listens on unless `PLUGIN_LISTEN_ADDR` says otherwise.
-pub const DEFAULT_PORT: u16 = {{plugin_port}};
+/// The port of Argo CD's reference plugin; a project sets its own in `main.rs`.
+pub const DEFAULT_PORT: u16 = 4355;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `PLUGIN_LISTEN_ADDR`, default `0.0.0.0:<DEFAULT_PORT>`.
+    /// `PLUGIN_LISTEN_ADDR`, default `0.0.0.0:<the project's port>`.
     pub listen_addr: SocketAddr,
     /// `PLUGIN_TOKEN_FILE`, default `/var/run/argo/token`.
     pub token_file: PathBuf,
@@ -54,20 +54,31 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The defaults, listening on `0.0.0.0:<port>`.
+    pub fn with_port(port: u16) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], port)),
+            ..Self::default()
+        }
+    }
+
     /// Time a graceful shutdown waits for in-flight requests: the longest a
     /// request may take. Keep `terminationGracePeriodSeconds` above it.
     pub fn shutdown_timeout(&self) -> Duration {
         self.body_timeout + self.generator_timeout
     }
 
-    /// Reads the `PLUGIN_*` environment variables.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the `PLUGIN_*` environment variables over `defaults`.
+    pub fn from_env(defaults: Self) -> Result<Self, String> {
+        Self::from_lookup(defaults, |name| std::env::var(name).ok())
     }
 
     /// Like [`Config::from_env`], with the variables coming from `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let mut config = Self::default();
+    pub fn from_lookup(
+        defaults: Self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let mut config = defaults;
         if let Some(addr) = parse(&lookup, "PLUGIN_LISTEN_ADDR")? {
             config.listen_addr = addr;
         }
@@ -117,7 +128,7 @@ mod tests {
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, String> {
-        Config::from_lookup(|name| {
+        Config::from_lookup(Config::with_port(8088), |name| {
             vars.iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.to_string())
@@ -127,7 +138,7 @@ mod tests {
     #[test]
     fn defaults() {
         let config = from(&[]).unwrap();
-        assert_eq!(config.listen_addr.port(), DEFAULT_PORT);
+        assert_eq!(config.listen_addr, "0.0.0.0:8088".parse().unwrap());
         assert_eq!(config.token_file, PathBuf::from("/var/run/argo/token"));
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert_eq!(config.generator_timeout, Duration::from_secs(25));

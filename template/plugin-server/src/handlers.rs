@@ -1,20 +1,13 @@
 //! The HTTP endpoints: `POST /api/v1/getparams.execute`, the probes, and JSON
 //! errors for everything else.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
-
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::auth::TokenStore;
 use crate::config::Config;
 use crate::error::PluginError;
-use crate::plugin::Generator;
-use crate::protocol::{GetParamsRequest, GetParamsResponse, ParameterMap};
+use crate::generator::{self, Generator};
+use crate::protocol::{GetParamsRequest, GetParamsResponse};
 
 /// The path the ApplicationSet controller posts to.
 pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
@@ -60,8 +53,8 @@ async fn get_params<G: Generator>(
         .extensions_mut()
         .insert(ApplicationSetName(params.application_set_name.clone()));
 
-    let sets = generate(generator.get_ref(), params, config.generator_timeout).await?;
-    warn_about_reserved_keys(&sets);
+    let sets = generator::run(generator.get_ref(), params, config.generator_timeout).await?;
+    generator::warn_about_reserved_keys(&sets);
     Ok(HttpResponse::Ok().json(GetParamsResponse::new(sets)))
 }
 
@@ -84,49 +77,6 @@ async fn read_body(
         Ok(Err(_limit_exceeded)) => Err(too_large),
         Ok(Ok(Err(error))) => Err(PluginError::BodyRead(error.to_string())),
         Ok(Ok(Ok(body))) => Ok(body),
-    }
-}
-
-/// Runs the generator under a deadline, turning a panic into a 500 and an
-/// overrun into a 504, never a 2xx. Dropping the future (deadline passed,
-/// client gone) stops the generator.
-async fn generate<G: Generator>(
-    generator: &G,
-    request: GetParamsRequest,
-    deadline: Duration,
-) -> Result<Vec<ParameterMap>, PluginError> {
-    let generation = CatchUnwind(Box::pin(generator.generate(request)));
-    match actix_web::rt::time::timeout(deadline, generation).await {
-        Ok(Ok(result)) => result.map_err(PluginError::Generator),
-        Ok(Err(_panic)) => Err(PluginError::GeneratorPanicked),
-        Err(_elapsed) => Err(PluginError::GeneratorTimeout(deadline)),
-    }
-}
-
-/// A future that returns `Err` instead of unwinding when the inner one panics
-/// (the panic hook has already logged where).
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-fn warn_about_reserved_keys(sets: &[ParameterMap]) {
-    for key in ["generator", "values"] {
-        if sets.iter().any(|set| set.contains_key(key)) {
-            log::warn!(
-                "the generator returned the reserved key `{key}`; Argo CD overwrites it with the ApplicationSet's own"
-            );
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::plugin::{ErrorKind, GeneratorError};
+use crate::generator::{ErrorKind, GeneratorError};
 use crate::protocol::ErrorBody;
 
 #[derive(Debug)]

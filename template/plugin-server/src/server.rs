@@ -12,11 +12,10 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::auth::TokenStore;
 use crate::config::Config;
+use crate::generator::Generator;
 use crate::handlers::{self, ApplicationSetName};
-{%- if metrics %}
+#[cfg(feature = "metrics")]
 use crate::metrics;
-{%- endif %}
-use crate::plugin::Generator;
 
 /// Builds the server on a bound listener. Await the returned [`Server`] to
 /// run it; it stops gracefully on SIGTERM or SIGINT, letting in-flight
@@ -35,19 +34,18 @@ pub fn build<G: Generator>(
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
-{%- if metrics %}
+    #[cfg(feature = "metrics")]
     let metrics = web::Data::new(metrics::Metrics::default());
-{%- endif %}
     let mut server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(config.clone())
             .app_data(tokens.clone())
-            .app_data(generator.clone())
-{%- if metrics %}
+            .app_data(generator.clone());
+        #[cfg(feature = "metrics")]
+        let app = app
             .app_data(metrics.clone())
-            .route("/metrics", web::get().to(metrics::endpoint))
-{%- endif %}
-            .wrap(from_fn(access_log))
+            .route("/metrics", web::get().to(metrics::endpoint));
+        app.wrap(from_fn(access_log))
             .configure(handlers::routes::<G>)
     })
     .client_request_timeout(header_timeout)
@@ -69,9 +67,8 @@ async fn access_log(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let response = next.call(request).await?;
-{%- if metrics %}
+    #[cfg(feature = "metrics")]
     metrics::observe(&response, started.elapsed());
-{%- endif %}
     let status = response.status();
     let path = response.request().path();
     let level = if status.is_server_error() {

@@ -6,12 +6,11 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{
+use common::Scripted;
+use plugin_server::testing::{
     GET_PARAMS, TOKEN, TestServer, connect, controller_request, read_response, request_body,
 };
-use plugin::generator::PluginGenerator;
-use plugin::plugin::{Generator, GeneratorError};
-use plugin::protocol::{GetParamsRequest, ParameterMap};
+use plugin_server::{Generator, GeneratorError, GetParamsRequest, ParameterMap};
 use serde_json::{Value, json};
 
 /// A generator whose answer a test chooses.
@@ -29,42 +28,31 @@ where
     }
 }
 
-/// A generator that takes `0` to answer.
-struct Slow(Duration);
-
-impl Generator for Slow {
-    async fn generate(&self, _: GetParamsRequest) -> Result<Vec<ParameterMap>, GeneratorError> {
-        actix_web::rt::time::sleep(self.0).await;
-        Ok(vec![ParameterMap::new()])
-    }
+fn scripted() -> TestServer {
+    TestServer::start(Scripted)
 }
 
-fn example() -> TestServer {
-    TestServer::start(PluginGenerator::new())
-}
-
+/// A request whose answer is one set per name: `{"environment": name}`.
 fn environments(names: &[&str]) -> String {
-    request_body("shop", json!({"environments": names}))
+    let sets: Vec<Value> = names.iter().map(|n| json!({"environment": n})).collect();
+    request_body("shop", json!({"sets": sets}))
 }
 
 #[test]
 fn answers_the_controller_with_parameter_sets() {
-    let server = example();
+    let server = scripted();
     let response = server.post(Some(TOKEN), &environments(&["dev", "prod"]));
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(
         response.json(),
-        json!({"output": {"parameters": [
-            {"name": "shop", "environment": "dev", "namespace": "shop-dev"},
-            {"name": "shop", "environment": "prod", "namespace": "shop-prod"},
-        ]}})
+        json!({"output": {"parameters": [{"environment": "dev"}, {"environment": "prod"}]}})
     );
 }
 
 #[test]
 fn accepts_the_documented_curl_without_json_content_type() {
-    let server = example();
+    let server = scripted();
     let body = environments(&["dev"]);
     let request = format!(
         "POST {GET_PARAMS} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\
@@ -98,7 +86,7 @@ fn tolerates_fields_a_newer_controller_may_add_and_null_parameters() {
 
 #[test]
 fn refuses_missing_malformed_and_wrong_tokens_with_403() {
-    let server = example();
+    let server = scripted();
     let body = environments(&["dev"]);
     let missing = server.post(None, &body);
     assert_eq!(missing.status, 403);
@@ -126,7 +114,7 @@ fn refuses_missing_malformed_and_wrong_tokens_with_403() {
 
 #[test]
 fn checks_the_token_before_reading_the_body() {
-    let server = example();
+    let server = scripted();
     // Announce a body and never send it: the answer must not wait for it.
     let mut stream = connect(server.addr);
     stream
@@ -142,7 +130,7 @@ fn checks_the_token_before_reading_the_body() {
 
 #[test]
 fn malformed_or_wrong_shaped_bodies_are_400_saying_what_is_wrong() {
-    let server = example();
+    let server = scripted();
     let cases = [
         ("{not json", "key must be a string"),
         ("", "EOF while parsing"),
@@ -171,18 +159,39 @@ fn malformed_or_wrong_shaped_bodies_are_400_saying_what_is_wrong() {
 
 #[test]
 fn invalid_input_parameters_are_400_from_the_generator() {
-    let server = example();
+    let server = scripted();
     let response = server.post(
         Some(TOKEN),
-        &request_body("shop", json!({"environments": "dev"})),
+        &request_body(
+            "shop",
+            json!({"invalid": "input.parameters: `x` is required"}),
+        ),
     );
     assert_eq!(response.status, 400);
-    assert!(response.message().contains("`environments` must be a list"));
+    assert_eq!(response.message(), "input.parameters: `x` is required");
+}
+
+#[test]
+fn the_applicationset_namespace_reaches_the_generator_when_sent() {
+    let server = TestServer::start(Answer(|request: GetParamsRequest| {
+        let mut set = ParameterMap::new();
+        set.insert("namespace".into(), request.application_set_namespace.into());
+        Ok(vec![set])
+    }));
+    let with = r#"{"applicationSetName":"a","applicationSetNamespace":"team-a","input":{}}"#;
+    let without = r#"{"applicationSetName":"a","input":{}}"#;
+    for (body, namespace) in [(with, json!("team-a")), (without, Value::Null)] {
+        let response = server.post(Some(TOKEN), body);
+        assert_eq!(
+            response.json()["output"]["parameters"][0]["namespace"],
+            namespace
+        );
+    }
 }
 
 #[test]
 fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
-    let server = example();
+    let server = scripted();
     let not_found = server.send(b"GET /nope HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(not_found.status, 404);
     assert!(
@@ -207,9 +216,7 @@ fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
 
 #[test]
 fn oversized_bodies_are_413_and_the_server_keeps_serving() {
-    let server = TestServer::start_with(PluginGenerator::new(), |config| {
-        config.max_body_bytes = 1024
-    });
+    let server = TestServer::start_with(Scripted, |config| config.max_body_bytes = 1024);
     let ok = environments(&["dev"]);
 
     // Declared too large: refused from the headers alone.
@@ -283,11 +290,14 @@ fn a_panicking_generator_is_500_and_the_server_keeps_serving() {
 
 #[test]
 fn a_generator_over_its_deadline_is_504() {
-    let server = TestServer::start_with(Slow(Duration::from_secs(5)), |config| {
+    let server = TestServer::start_with(Scripted, |config| {
         config.generator_timeout = Duration::from_millis(200)
     });
     let started = Instant::now();
-    let response = server.post(Some(TOKEN), &environments(&["dev"]));
+    let response = server.post(
+        Some(TOKEN),
+        &request_body("slow", json!({"sleep_ms": 5000})),
+    );
     assert_eq!(response.status, 504);
     assert!(
         response.message().contains("0.2s"),
@@ -299,7 +309,7 @@ fn a_generator_over_its_deadline_is_504() {
 
 #[test]
 fn only_a_true_empty_answer_is_an_empty_200() {
-    let server = example();
+    let server = scripted();
     let response = server.post(Some(TOKEN), &environments(&[]));
     assert_eq!(response.status, 200);
     assert_eq!(response.json(), json!({"output": {"parameters": []}}));
@@ -307,7 +317,7 @@ fn only_a_true_empty_answer_is_an_empty_200() {
 
 #[test]
 fn health_and_readiness_probes() {
-    let server = example();
+    let server = scripted();
     let health = server.send(b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(
         (health.status, health.json()),
@@ -320,7 +330,7 @@ fn health_and_readiness_probes() {
 
 #[test]
 fn a_rotated_token_file_takes_effect_without_restart() {
-    let server = example();
+    let server = scripted();
     let body = environments(&["dev"]);
     let next = "rotated-token-9876543210";
     std::fs::write(&server.token_file, format!("  {next}\n")).unwrap();
@@ -344,7 +354,7 @@ fn a_rotated_token_file_takes_effect_without_restart() {
 
 #[test]
 fn keeps_connections_alive_like_the_go_client_expects() {
-    let server = example();
+    let server = scripted();
     let mut stream = connect(server.addr);
     for environment in ["a", "b", "c"] {
         stream
@@ -364,7 +374,7 @@ fn keeps_connections_alive_like_the_go_client_expects() {
 
 #[test]
 fn slow_clients_are_cut_off() {
-    let server = TestServer::start_with(PluginGenerator::new(), |config| {
+    let server = TestServer::start_with(Scripted, |config| {
         config.header_timeout = Duration::from_millis(1000);
         config.body_timeout = Duration::from_millis(300);
     });

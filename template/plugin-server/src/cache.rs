@@ -2,7 +2,8 @@
 //! slow or call an external API. Off by default; `PLUGIN_CACHE_TTL_SECS=30`
 //! turns it on.
 //!
-//! Identical requests (same ApplicationSet, same parameters) within the TTL
+//! Identical requests (same ApplicationSet and namespace, same parameters)
+//! within the TTL
 //! are answered from memory, and concurrent identical requests share one
 //! generator call. Errors are never cached: the next request tries again.
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::plugin::{Generator, GeneratorError};
+use crate::generator::{Generator, GeneratorError};
 use crate::protocol::{GetParamsRequest, ParameterMap};
 
 type Answer = Result<Vec<ParameterMap>, GeneratorError>;
@@ -72,10 +73,14 @@ impl<G: Generator> Cached<G> {
 
 impl<G: Generator> Generator for Cached<G> {
     async fn generate(&self, request: GetParamsRequest) -> Answer {
-        // Parameters are a sorted map, so equal parameters give equal keys.
-        let parameters = serde_json::to_string(&request.input.parameters)
-            .map_err(|e| GeneratorError::failed(e.to_string()))?;
-        let key = format!("{}\n{parameters}", request.application_set_name);
+        // Parameters are a sorted map, so equal requests give equal keys; a
+        // JSON array keeps the parts apart whatever they contain.
+        let key = serde_json::to_string(&(
+            &request.application_set_namespace,
+            &request.application_set_name,
+            &request.input.parameters,
+        ))
+        .map_err(|e| GeneratorError::failed(e.to_string()))?;
         let entry = self.entry(&key);
         let answer = entry
             .answer
@@ -117,6 +122,13 @@ mod tests {
         .unwrap()
     }
 
+    fn in_namespace(namespace: &str) -> GetParamsRequest {
+        GetParamsRequest {
+            application_set_namespace: Some(namespace.into()),
+            ..request("a", json!({}))
+        }
+    }
+
     fn calls(cache: &Cached<Counting>) -> usize {
         cache.inner.0.load(Ordering::SeqCst)
     }
@@ -134,6 +146,18 @@ mod tests {
                 .await
                 .unwrap();
             cache.generate(request("a", json!({"x": 2}))).await.unwrap();
+            assert_eq!(calls(&cache), 3);
+        });
+    }
+
+    #[test]
+    fn the_same_name_in_another_namespace_is_another_entry() {
+        actix_web::rt::System::new().block_on(async {
+            let cache = Cached::new(Counting::default(), Duration::from_secs(60));
+            cache.generate(in_namespace("team-a")).await.unwrap();
+            cache.generate(in_namespace("team-b")).await.unwrap();
+            cache.generate(request("a", json!({}))).await.unwrap();
+            cache.generate(in_namespace("team-a")).await.unwrap();
             assert_eq!(calls(&cache), 3);
         });
     }

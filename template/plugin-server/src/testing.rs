@@ -1,45 +1,109 @@
-//! Test support: a real server on a loopback port and a raw HTTP/1.1 client
-//! that sends exactly the bytes we choose.
+//! Test support, for the template's tests and the generator's own: the real
+//! server on a loopback port, a raw HTTP/1.1 client that sends exactly the
+//! bytes it is given, and a way to call a generator directly.
+//!
+//! ```no_run
+//! # use plugin_server::{Generator, GetParamsRequest, GeneratorError, ParameterMap};
+//! # struct MyGenerator;
+//! # impl Generator for MyGenerator {
+//! #     async fn generate(&self, _: GetParamsRequest) -> Result<Vec<ParameterMap>, GeneratorError> { Ok(vec![]) }
+//! # }
+//! use plugin_server::testing::TestServer;
+//!
+//! let server = TestServer::start(MyGenerator);
+//! let sets = server.get_params("shop", serde_json::json!({"environments": ["dev"]}));
+//! ```
 
-// Each test file uses a different part of this module.
-#![allow(dead_code)]
-
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use plugin::auth::TokenStore;
-use plugin::config::Config;
-use plugin::plugin::Generator;
-use plugin::server;
 use serde_json::Value;
 
+use crate::auth::TokenStore;
+use crate::config::Config;
+use crate::generator::{Generator, GeneratorError};
+use crate::protocol::{GetParamsRequest, ParameterMap};
+use crate::server;
+
+/// The token a [`TestServer`] accepts.
 pub const TOKEN: &str = "test-token-0123456789";
 pub const GET_PARAMS: &str = "/api/v1/getparams.execute";
 
-/// A fresh, empty folder under the system's temp dir.
-pub fn temp_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "plugin-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating a temp dir");
-    dir
+/// Runs a future to completion on the runtime the server uses.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    actix_web::rt::System::new().block_on(future)
 }
 
-/// The plugin's server, running on its own thread on `127.0.0.1:<free port>`.
+/// A request as the controller sends it for `application_set` with these
+/// `input.parameters`.
+pub fn request(application_set: &str, parameters: Value) -> GetParamsRequest {
+    serde_json::from_str(&request_body(application_set, parameters))
+        .expect("parameters are a JSON object")
+}
+
+/// Calls `generator` once, directly (no server, no deadline).
+pub fn generate<G: Generator>(
+    generator: &G,
+    request: GetParamsRequest,
+) -> Result<Vec<ParameterMap>, GeneratorError> {
+    block_on(generator.generate(request))
+}
+
+/// A fresh, empty folder under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "plugin-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a temp dir");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `content` to `name` in the folder and returns its path.
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).expect("writing a test file");
+        path
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The plugin's server, running on its own thread on `127.0.0.1:<free port>`
+/// with the token [`TOKEN`]; stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub token_file: PathBuf,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    _dir: TempDir,
 }
 
 impl TestServer {
@@ -47,9 +111,10 @@ impl TestServer {
         Self::start_with(generator, |_| {})
     }
 
+    /// Like [`TestServer::start`], with settings changed by `adjust`.
     pub fn start_with<G: Generator>(generator: G, adjust: impl FnOnce(&mut Config)) -> Self {
-        let token_file = temp_dir().join("token");
-        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let dir = TempDir::new();
+        let token_file = dir.file("token", &format!("{TOKEN}\n"));
         let mut config = Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token_file: token_file.clone(),
@@ -77,9 +142,28 @@ impl TestServer {
             token_file,
             handle,
             thread: Some(thread),
+            _dir: dir,
         }
     }
 
+    /// One request as the controller makes it, with the right token: the
+    /// parameter sets, or the status and message of the error reply.
+    pub fn get_params(
+        &self,
+        application_set: &str,
+        parameters: Value,
+    ) -> Result<Vec<ParameterMap>, (u16, String)> {
+        let response = self.post(Some(TOKEN), &request_body(application_set, parameters));
+        if response.status == 200 {
+            let body = response.json();
+            serde_json::from_value(body["output"]["parameters"].clone())
+                .map_err(|e| (200, format!("not a plugin reply ({e}): {body}")))
+        } else {
+            Err((response.status, response.message()))
+        }
+    }
+
+    /// Sends raw bytes on a new connection and reads one response.
     pub fn send(&self, request: &[u8]) -> Response {
         exchange(self.addr, request)
     }
@@ -117,6 +201,7 @@ pub fn controller_request(token: Option<&str>, body: &str) -> Vec<u8> {
     request.into_bytes()
 }
 
+/// The controller's body for `application_set` with these `input.parameters`.
 pub fn request_body(application_set: &str, parameters: Value) -> String {
     serde_json::json!({
         "applicationSetName": application_set,
@@ -125,6 +210,7 @@ pub fn request_body(application_set: &str, parameters: Value) -> String {
     .to_string()
 }
 
+/// A response as read off the wire.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -162,6 +248,7 @@ impl Response {
     }
 }
 
+/// A connection to `addr` with a 30 s read timeout.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connecting to the plugin");
     stream
@@ -175,6 +262,7 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Response {
     try_exchange(addr, request).expect("exchanging a request with the plugin")
 }
 
+/// Like [`exchange`], returning the error instead of panicking.
 pub fn try_exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;

@@ -1,15 +1,16 @@
-//! `GET /metrics` over real HTTP.
+//! `GET /metrics` over real HTTP (with the `metrics` feature).
+#![cfg(feature = "metrics")]
 
 mod common;
 
-use common::{TOKEN, TestServer, request_body};
-use plugin::generator::PluginGenerator;
+use common::Scripted;
+use plugin_server::testing::{TOKEN, TestServer, request_body};
 use serde_json::json;
 
 #[test]
 fn counts_requests_by_application_set_and_status() {
-    let server = TestServer::start(PluginGenerator::new());
-    let body = request_body("shop", json!({"environments": ["dev"]}));
+    let server = TestServer::start(Scripted);
+    let body = request_body("shop", json!({"environment": "dev"}));
     assert_eq!(server.post(Some(TOKEN), &body).status, 200);
     assert_eq!(server.post(Some(TOKEN), &body).status, 200);
     assert_eq!(server.post(Some("wrong"), &body).status, 403);

@@ -1,4 +1,5 @@
-//! The contract between your generator and the server.
+//! The contract between a generator and the server, and how the server runs
+//! one.
 //!
 //! Fail closed: Argo CD treats any 2xx reply as the complete list and prunes the
 //! Applications it no longer contains. So a generator returns `Ok` only with the
@@ -6,9 +7,15 @@
 //! for anything else; the server turns every `Err`, panic or overrun deadline
 //! into a non-2xx reply, which leaves existing Applications untouched.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use crate::error::PluginError;
 use crate::protocol::{GetParamsRequest, ParameterMap};
 
 /// Turns one request from the ApplicationSet controller into parameter sets.
@@ -75,5 +82,49 @@ impl fmt::Display for GeneratorError {
 impl<E: std::error::Error> From<E> for GeneratorError {
     fn from(error: E) -> Self {
         Self::failed(error.to_string())
+    }
+}
+
+/// Runs the generator under a deadline, turning a panic into a 500 and an
+/// overrun into a 504, never a 2xx. Dropping the future (deadline passed,
+/// client gone) stops the generator.
+pub async fn run<G: Generator>(
+    generator: &G,
+    request: GetParamsRequest,
+    deadline: Duration,
+) -> Result<Vec<ParameterMap>, PluginError> {
+    let generation = CatchUnwind(Box::pin(generator.generate(request)));
+    match actix_web::rt::time::timeout(deadline, generation).await {
+        Ok(Ok(result)) => result.map_err(PluginError::Generator),
+        Ok(Err(_panic)) => Err(PluginError::GeneratorPanicked),
+        Err(_elapsed) => Err(PluginError::GeneratorTimeout(deadline)),
+    }
+}
+
+/// A future that returns `Err` instead of unwinding when the inner one panics
+/// (the panic hook has already logged where).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Warns when a generator returns keys Argo CD overwrites.
+pub fn warn_about_reserved_keys(sets: &[ParameterMap]) {
+    for key in ["generator", "values"] {
+        if sets.iter().any(|set| set.contains_key(key)) {
+            log::warn!(
+                "the generator returned the reserved key `{key}`; Argo CD overwrites it with the ApplicationSet's own"
+            );
+        }
     }
 }

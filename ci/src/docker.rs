@@ -1,0 +1,312 @@
+//! The rendered Dockerfile's build stage, replayed without Docker: the build
+//! context as Docker sees it (`.dockerignore` applied), then each `WORKDIR`,
+//! `COPY` and `RUN` of the build stage in a scratch root with the local
+//! toolchain, and finally every `COPY --from=<build stage>` source of the
+//! last stage must exist. No Docker daemon runs here, so this is what stops a
+//! layout change from failing only on GitHub.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::command::run_command;
+use crate::project::Project;
+
+/// One instruction: its line number, keyword and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    pub line: usize,
+    pub keyword: String,
+    pub args: String,
+}
+
+/// Parses a Dockerfile: comments and blank lines dropped, `\` continuations
+/// joined.
+pub fn parse(dockerfile: &str) -> Vec<Instruction> {
+    let mut instructions = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in dockerfile.lines().enumerate() {
+        let line = raw.trim();
+        if pending.is_none() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        if pending.is_some() && line.starts_with('#') {
+            continue;
+        }
+        let (start, mut text) = pending.take().unwrap_or((index + 1, String::new()));
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                text.push_str(head.trim_end());
+                text.push(' ');
+                pending = Some((start, text));
+            }
+            None => {
+                text.push_str(line);
+                let (keyword, args) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+                instructions.push(Instruction {
+                    line: start,
+                    keyword: keyword.to_ascii_uppercase(),
+                    args: args.trim().to_owned(),
+                });
+            }
+        }
+    }
+    instructions
+}
+
+/// The files of `dir` Docker sends as the build context, relative to `dir`.
+pub fn context(dir: &Path, dockerignore: &str) -> Vec<PathBuf> {
+    let patterns: Vec<(bool, Vec<String>)> = dockerignore
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (negated, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let parts = pattern
+                .trim_start_matches('/')
+                .trim_end_matches('/')
+                .split('/')
+                .filter(|part| !part.is_empty() && *part != ".")
+                .map(str::to_owned)
+                .collect();
+            (negated, parts)
+        })
+        .collect();
+    crate::files_under(dir)
+        .into_iter()
+        .filter_map(|path| path.strip_prefix(dir).ok().map(Path::to_path_buf))
+        .filter(|relative| {
+            let parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            // The last pattern that matches the path or one of its parents decides.
+            let mut included = true;
+            for (negated, pattern) in &patterns {
+                if (1..=parts.len()).any(|n| glob(pattern, &parts[..n])) {
+                    included = *negated;
+                }
+            }
+            included
+        })
+        .collect()
+}
+
+/// Whether path segments match pattern segments (`*`, `?` within a segment,
+/// `**` across any number of segments).
+fn glob(pattern: &[String], path: &[String]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => {
+            glob(&pattern[1..], path) || (!path.is_empty() && glob(pattern, &path[1..]))
+        }
+        (Some(p), Some(s)) => {
+            segment(p.as_bytes(), s.as_bytes()) && glob(&pattern[1..], &path[1..])
+        }
+        _ => false,
+    }
+}
+
+fn segment(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            segment(&pattern[1..], text) || (!text.is_empty() && segment(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(_)) => segment(&pattern[1..], &text[1..]),
+        (Some(p), Some(t)) if p == t => segment(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}
+
+/// Replays the build stage of the project's Dockerfile (see the module
+/// comment). Fails naming the missing path or the failing step.
+pub fn replay(project: &Project) -> Result<(), String> {
+    let dockerfile = parse(&project.read("Dockerfile"));
+    let files = context(&project.dir, &project.read(".dockerignore"));
+    let stages: Vec<(Option<String>, Vec<&Instruction>)> = {
+        let mut stages = Vec::new();
+        for instruction in &dockerfile {
+            if instruction.keyword == "FROM" {
+                let name = instruction
+                    .args
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .find(|w| w[0].eq_ignore_ascii_case("as"))
+                    .map(|w| w[1].to_owned());
+                stages.push((name, Vec::new()));
+            } else if let Some((_, body)) = stages.last_mut() {
+                body.push(instruction);
+            }
+        }
+        stages
+    };
+    let [(Some(build_name), build), .., (_, last)] = stages.as_slice() else {
+        return Err("Dockerfile: expected a named build stage and a final stage".into());
+    };
+
+    let scratch = crate::run_dir().join(format!("docker-{}", project.name));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let root = scratch.join("root");
+    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    // Replays share one target folder (only one at a time), so dependencies
+    // compile once; each replay's RUN steps still rebuild the project.
+    let shared = crate::repo_root().join("target").join("docker-replay");
+    std::fs::create_dir_all(&shared).map_err(|e| e.to_string())?;
+    let lock = File::create(shared.join(".lock")).map_err(|e| e.to_string())?;
+    lock.lock().map_err(|e| e.to_string())?;
+
+    let at = |instruction: &Instruction| {
+        format!(
+            "Dockerfile line {}: {} {}",
+            instruction.line, instruction.keyword, instruction.args
+        )
+    };
+    let mut workdir = PathBuf::from("/");
+    for instruction in build {
+        match instruction.keyword.as_str() {
+            "WORKDIR" => {
+                workdir = workdir.join(&instruction.args);
+                let dir = inside(&root, &workdir);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", at(instruction)))?;
+                let target = dir.join("target");
+                if !target.exists() {
+                    std::os::unix::fs::symlink(&shared, &target).map_err(|e| e.to_string())?;
+                }
+            }
+            "COPY" => {
+                let words: Vec<&str> = instruction
+                    .args
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
+                let Some((destination, sources)) = words.split_last() else {
+                    return Err(format!("{}: no destination", at(instruction)));
+                };
+                let into_folder = sources.len() > 1 || destination.ends_with('/');
+                let destination = inside(&root, &workdir.join(destination));
+                for source in sources {
+                    copy_from_context(&project.dir, &files, source, &destination, into_folder)
+                        .map_err(|e| format!("{}: {e}", at(instruction)))?;
+                }
+            }
+            "RUN" => {
+                run_command(
+                    Command::new("sh")
+                        .args(["-c", &instruction.args])
+                        .current_dir(inside(&root, &workdir)),
+                )
+                .map_err(|e| format!("{} failed:\n{e}", at(instruction)))?;
+            }
+            "ENV" | "ARG" | "LABEL" => {}
+            other => {
+                return Err(format!(
+                    "{}: the replay does not know {other}",
+                    at(instruction)
+                ));
+            }
+        }
+    }
+    for instruction in last {
+        let from = format!("--from={build_name}");
+        if instruction.keyword == "COPY" && instruction.args.contains(&from) {
+            let words: Vec<&str> = instruction.args.split_whitespace().collect();
+            let source = words[words.len() - 2];
+            ensure!(
+                inside(&root, Path::new(source)).exists(),
+                "{}: the build stage made no {source}",
+                at(instruction)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// `path` (absolute inside the image) under the replay's root folder.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Copies `source` (a file or folder of the context) as Docker's COPY does:
+/// a folder's contents into `destination`; a file into it when
+/// `into_folder` (the destination ends in `/`, or several sources).
+fn copy_from_context(
+    dir: &Path,
+    files: &[PathBuf],
+    source: &str,
+    destination: &Path,
+    into_folder: bool,
+) -> Result<(), String> {
+    let source = Path::new(source.trim_start_matches("./"));
+    let chosen: Vec<&PathBuf> = files.iter().filter(|f| f.starts_with(source)).collect();
+    ensure!(
+        !chosen.is_empty(),
+        "{} is not in the build context (missing, or left out by .dockerignore)",
+        source.display()
+    );
+    for file in chosen {
+        let target = if file.as_path() == source {
+            if into_folder {
+                destination.join(file.file_name().unwrap_or_default())
+            } else {
+                destination.to_path_buf()
+            }
+        } else {
+            destination.join(file.strip_prefix(source).unwrap_or(file))
+        };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(dir.join(file), &target)
+            .map_err(|e| format!("copying {}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_continuations_and_skips_comments() {
+        let parsed = parse("# c\nFROM rust AS build\nRUN a \\\n    # inner\n    && b\nCOPY x y\n");
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[1].keyword, "RUN");
+        assert_eq!(parsed[1].args, "a && b");
+        assert_eq!((parsed[2].line, parsed[2].args.as_str()), (6, "x y"));
+    }
+
+    #[test]
+    fn dockerignore_excludes_all_but_the_exceptions() {
+        let dir = crate::run_dir().join("dockerignore-test");
+        for file in [
+            "Cargo.toml",
+            "src/main.rs",
+            "deploy/a.yaml",
+            "server/src/lib.rs",
+            "server/tests/t.rs",
+        ] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        let files = context(&dir, "# only these\n*\n!Cargo.toml\n!src/\n!server/src/\n");
+        let _ = std::fs::remove_dir_all(&dir);
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        assert_eq!(names, ["Cargo.toml", "server/src/lib.rs", "src/main.rs"]);
+    }
+
+    #[test]
+    fn globs_match_within_and_across_segments() {
+        let split = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
+        assert!(glob(&split("*.md"), &split("README.md")));
+        assert!(!glob(&split("*.md"), &split("docs/README.md")));
+        assert!(glob(&split("**/*.md"), &split("docs/a/README.md")));
+        assert!(glob(&split("src"), &split("src")));
+    }
+}

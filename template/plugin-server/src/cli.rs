@@ -1,0 +1,137 @@
+//! The plugin binary's command line: serve (the default), `healthcheck` for
+//! the image, and `preview` to run the generator once without a server.
+
+use std::fmt::Display;
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::auth::TokenStore;
+use crate::cache::Cached;
+use crate::config::Config;
+use crate::generator::Generator;
+use crate::{healthcheck, preview, server};
+
+/// What a project's `src/main.rs` tells the server about its plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Plugin {
+    /// The binary's name, for messages.
+    pub name: &'static str,
+    /// The port to listen on when `PLUGIN_LISTEN_ADDR` is unset.
+    pub default_port: u16,
+    /// A request body the generator answers with success: `preview` runs it
+    /// when given no parameters, and the template's checks send it.
+    pub example_request: &'static str,
+}
+
+impl Plugin {
+    /// Runs the command line of the process. `new_generator` builds the
+    /// generator (reading its own settings) when one is needed; its error
+    /// stops the plugin with that message.
+    pub fn main<G, E>(&self, new_generator: impl FnOnce() -> Result<G, E>) -> ExitCode
+    where
+        G: Generator,
+        E: Display,
+    {
+        self.main_with_args(std::env::args().skip(1).collect(), new_generator)
+    }
+
+    /// Like [`Plugin::main`] with the given arguments (without the program name).
+    pub fn main_with_args<G, E>(
+        &self,
+        args: Vec<String>,
+        new_generator: impl FnOnce() -> Result<G, E>,
+    ) -> ExitCode
+    where
+        G: Generator,
+        E: Display,
+    {
+        let env = env_logger::Env::default().default_filter_or("info");
+        // Fails only when a logger is already set (several runs in one test process).
+        let _ = env_logger::Builder::from_env(env).try_init();
+        match self.dispatch(&args, new_generator) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                // Not through `log`: RUST_LOG must not be able to hide why we stopped.
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn usage(&self) -> String {
+        let name = self.name;
+        format!(
+            "usage:
+  {name}               serve Argo CD (settings: PLUGIN_* environment variables)
+  {name} healthcheck   ask the running plugin's /healthz (the image's health check)
+  {name} preview [PARAMETERS] [--application-set NAME] [--namespace NAMESPACE]
+  {name} preview --file APPLICATIONSET.json
+  {name} preview --request   print the request preview sends
+{}",
+            preview::HELP
+        )
+    }
+
+    fn dispatch<G, E>(
+        &self,
+        args: &[String],
+        new_generator: impl FnOnce() -> Result<G, E>,
+    ) -> Result<(), String>
+    where
+        G: Generator,
+        E: Display,
+    {
+        let config = || Config::from_env(Config::with_port(self.default_port));
+        let generator = || new_generator().map_err(|e| format!("cannot set up the generator: {e}"));
+        match args.first().map(String::as_str) {
+            None | Some("serve") if args.len() <= 1 => {
+                let config = config()?;
+                actix_web::rt::System::new().block_on(serve(config, generator))
+            }
+            Some("healthcheck") if args.len() == 1 => healthcheck::check(config()?.listen_addr),
+            Some("preview") => preview::run(self, &args[1..], config()?, generator),
+            Some("help" | "-h" | "--help") => {
+                println!("{}", self.usage());
+                Ok(())
+            }
+            _ => Err(format!("unknown arguments {args:?}\n{}", self.usage())),
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT. The token is checked first, so an
+/// unusable one stops the plugin before anything else happens.
+async fn serve<G: Generator>(
+    config: Config,
+    new_generator: impl FnOnce() -> Result<G, String>,
+) -> Result<(), String> {
+    let tokens = Arc::new(TokenStore::load(&config.token_file).map_err(|e| e.to_string())?);
+    let generator = new_generator()?;
+    let listener = TcpListener::bind(config.listen_addr)
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen_addr))?;
+    tokens.watch(config.token_reload_interval);
+    log::info!(
+        "listening on {} (token from {})",
+        config.listen_addr,
+        config.token_file.display()
+    );
+    let result = match config.cache_ttl {
+        Some(ttl) => run(listener, config, tokens, Cached::new(generator, ttl)).await,
+        None => run(listener, config, tokens, generator).await,
+    };
+    log::info!("stopped");
+    result
+}
+
+async fn run<G: Generator>(
+    listener: TcpListener,
+    config: Config,
+    tokens: Arc<TokenStore>,
+    generator: G,
+) -> Result<(), String> {
+    server::build(listener, config, tokens, Arc::new(generator))
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())
+}

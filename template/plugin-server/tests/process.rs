@@ -1,0 +1,335 @@
+//! The plugin as Kubernetes runs it: a process configured from the
+//! environment, refusing to start without a token, logging, and stopping on
+//! SIGTERM. The process is this test binary itself, re-run in "child" mode
+//! to serve `Plugin::main` with the template's test generator, so these
+//! tests need no particular generator.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Scripted;
+use plugin_server::Plugin;
+use plugin_server::testing::{
+    TOKEN, TempDir, connect, controller_request, exchange, read_response, request_body,
+    try_exchange,
+};
+use serde_json::json;
+
+const CHILD: &str = "PLUGIN_SERVER_TEST_CHILD_ARGS";
+const EXAMPLE: &str =
+    r#"{"applicationSetName":"example","input":{"parameters":{"sets":[{"a":"1"}]}}}"#;
+
+/// Not a test: the body of the child process (see the module comment).
+#[test]
+fn child_process() {
+    let Ok(args) = std::env::var(CHILD) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).expect("child args");
+    let plugin = Plugin {
+        name: "test-plugin",
+        default_port: 4355,
+        example_request: EXAMPLE,
+    };
+    let code = plugin.main_with_args(args, || match std::env::var("TEST_GENERATOR_FAILS") {
+        Ok(message) => Err(message),
+        Err(_) => Ok(Scripted),
+    });
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The plugin process with `args`, serving on `addr` with `token_file`.
+fn plugin(args: &[&str], token_file: &std::path::Path, addr: SocketAddr) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_clear()
+        .env(CHILD, serde_json::to_string(args).unwrap())
+        .env("PLUGIN_TOKEN_FILE", token_file)
+        .env("PLUGIN_LISTEN_ADDR", addr.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_to_exit(command: &mut Command) -> Output {
+    let mut child = command.spawn().expect("starting the plugin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the plugin did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Starts the plugin and waits until it answers its liveness probe.
+fn start(token_file: &std::path::Path) -> (Child, SocketAddr) {
+    let addr = free_port();
+    let mut child = plugin(&[], token_file, addr)
+        .spawn()
+        .expect("starting the plugin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = try_exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n");
+        if probe.is_ok_and(|response| response.status == 200) {
+            return (child, addr);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the plugin exited at start-up: {status}");
+        }
+        assert!(Instant::now() < deadline, "the plugin never became healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn refuses_to_start_without_a_token_file() {
+    let dir = TempDir::new();
+    let missing = dir.path().join("no-such-token");
+    let output = run_to_exit(&mut plugin(&[], &missing, free_port()));
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("PLUGIN_TOKEN_FILE"), "{message}");
+}
+
+#[test]
+fn refuses_to_start_with_an_empty_token_file() {
+    let dir = TempDir::new();
+    let empty = dir.file("token", " \n");
+    let output = run_to_exit(&mut plugin(&[], &empty, free_port()));
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("is empty"), "{message}");
+    assert!(message.contains(&empty.display().to_string()), "{message}");
+}
+
+#[test]
+fn refuses_to_start_with_invalid_settings() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let output = run_to_exit(plugin(&[], &token, free_port()).env("PLUGIN_MAX_BODY_BYTES", "lots"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("PLUGIN_MAX_BODY_BYTES"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_generator_that_cannot_be_set_up_stops_the_plugin_with_its_message() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let output = run_to_exit(
+        plugin(&[], &token, free_port()).env("TEST_GENERATOR_FAILS", "UPSTREAM_URL is not set"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot set up the generator: UPSTREAM_URL is not set"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn unknown_commands_are_refused_with_the_usage() {
+    let dir = TempDir::new();
+    let output = run_to_exit(&mut plugin(&["serv"], &dir.path().join("t"), free_port()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("usage:"), "{}", stderr(&output));
+}
+
+#[test]
+fn finishes_in_flight_requests_on_sigterm_and_exits_0() {
+    let dir = TempDir::new();
+    let token = dir.file("token", &format!("{TOKEN}\n"));
+    let (child, addr) = start(&token);
+
+    // A request whose body is still arriving when SIGTERM comes.
+    let request = controller_request(Some(TOKEN), &request_body("shop", json!({"a": "b"})));
+    let (first, rest) = request.split_at(request.len() - 10);
+    let mut stream = connect(addr);
+    stream.write_all(first).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    terminate(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).unwrap();
+    let response = read_response(&mut stream).expect("the in-flight request is answered");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["output"]["parameters"][0]["a"], "b");
+
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn logs_one_line_per_request_and_never_the_token() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let (mut child, addr) = start(&token);
+    let ok = exchange(
+        addr,
+        &controller_request(Some(TOKEN), &request_body("shop", json!({}))),
+    );
+    assert_eq!(ok.status, 200);
+    let denied = exchange(addr, &controller_request(Some("guess"), "{}"));
+    assert_eq!(denied.status, 403);
+    terminate(&child);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("/api/v1/getparams.execute"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains(" 200 ") && lines[0].contains("applicationSet=shop"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains(" 403 ") && lines[1].contains("invalid bearer token"),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN) && !log.contains("guess"), "{log}");
+    assert!(!log.to_lowercase().contains("authorization: "), "{log}");
+}
+
+#[test]
+fn healthcheck_subcommand_reports_the_running_plugin() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let (child, addr) = start(&token);
+    let healthcheck = |addr: SocketAddr| run_to_exit(&mut plugin(&["healthcheck"], &token, addr));
+    assert!(healthcheck(addr).status.success());
+    // A wildcard listen address is checked on loopback.
+    let wildcard = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+    assert!(healthcheck(wildcard).status.success());
+    terminate(&child);
+    let output = healthcheck(free_port());
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cannot connect"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Runs `preview` with `args`: the exit code and stdout.
+fn preview(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = TempDir::new();
+    let mut all = vec!["preview"];
+    all.extend_from_slice(args);
+    let mut command = plugin(&all, &dir.path().join("no-token-needed"), free_port());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    run_to_exit(&mut command)
+}
+
+/// What the child printed, without the test harness's own lines.
+fn printed(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let start = stdout.find('{').expect("JSON on stdout");
+    let end = stdout.rfind('}').expect("JSON on stdout");
+    serde_json::from_str(&stdout[start..=end]).unwrap()
+}
+
+#[test]
+fn preview_runs_the_example_request_without_token_or_server() {
+    let output = preview(&[], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        printed(&output),
+        json!({"output": {"parameters": [{"a": "1"}]}})
+    );
+    let request = preview(&["--request"], &[]);
+    assert_eq!(
+        printed(&request),
+        serde_json::from_str::<serde_json::Value>(EXAMPLE).unwrap()
+    );
+}
+
+#[test]
+fn preview_takes_parameters_and_applicationset_files() {
+    let output = preview(&[r#"{"x":[1,2]}"#, "--application-set", "shop"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        printed(&output),
+        json!({"output": {"parameters": [{"x": [1, 2]}]}})
+    );
+
+    let dir = TempDir::new();
+    let application_set = json!({
+        "metadata": {"name": "shop"},
+        "spec": {"generators": [{"plugin": {"input": {"parameters": {"sets": [{"k": "v"}]}}}}]},
+    });
+    let file = dir.file("appset.json", &application_set.to_string());
+    let output = preview(&["--file", file.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        printed(&output),
+        json!({"output": {"parameters": [{"k": "v"}]}})
+    );
+}
+
+#[test]
+fn preview_exits_non_zero_with_argo_cds_message() {
+    let output = preview(
+        &[r#"{"invalid":"input.parameters: `env` is required"}"#],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "Argo CD would show: API error with status code 400: input.parameters: `env` is required"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = preview(&["{not json"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("PARAMETERS is not JSON"));
+}
