@@ -28,7 +28,33 @@ check() {
         --template "$work/repo" "$@" >/dev/null 2>&1
     diff -r "$work/cli/compat-plugin" "$work/library/compat-plugin"
     echo "cargo-generate 0.23.7 renders the same files as 0.26 ${*:-(defaults)}"
+    # What the CLI rendered records the version and answers `upgrade` reads.
+    cargo run --quiet -p template-ci -- upgrade --check "$work/cli/compat-plugin" --template "$work/repo"
 }
 
 check
 check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false -d http_client=true
+
+# The README's `cargo generate --path .` commands, as written (plus --silent
+# where they would prompt), in a fresh clone: they must succeed and leave the
+# clone clean but for the new, untracked projects.
+git clone --quiet "$repo" "$work/clone"
+commands=$(awk '
+    /^cargo generate --path \. / { line = $0; collecting = 1 }
+    collecting && !/^cargo generate --path \. / { line = line " " $0 }
+    collecting && !/\\$/ { gsub(/\\ +/, "", line); print line; collecting = 0 }
+' "$repo/README.md")
+[[ -n $commands ]] || { echo "README.md shows no 'cargo generate --path .' command" >&2; exit 1; }
+while read -r command; do
+    [[ $command == *--silent* ]] || command="$command --silent"
+    echo "README: $command"
+    (cd "$work/clone" && eval "\"$tools/bin/cargo-generate\" generate ${command#cargo generate }" >/dev/null)
+done <<<"$commands"
+status=$(git -C "$work/clone" status --porcelain)
+if grep -v '^?? [a-z-]*/$' <<<"$status"; then
+    echo "the README's commands changed the clone:" >&2
+    echo "$status" >&2
+    exit 1
+fi
+(cd "$work/clone" && cargo metadata --format-version 1 --offline >/dev/null)
+echo "the README's render commands work as written and leave the clone clean"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test on a real cluster: render the template, build the image,
 # load it into kind, install upstream Argo CD, deploy the plugin with its
-# token command and `kubectl apply -k`, apply the example ApplicationSet and
+# token command and `kubectl apply -k deploy/local`, apply the example ApplicationSet and
 # wait for its Applications; then make the generator fail and check that
 # Argo CD leaves the Applications alone (fail closed).
 #
@@ -15,7 +15,8 @@ work=${E2E_WORKDIR:-$(mktemp -d)}
 name=${E2E_PLUGIN_NAME:-e2e-plugin}
 cluster=${KIND_CLUSTER:-kind}
 argocd_version=${ARGOCD_VERSION:-stable}
-image=ghcr.io/my-org/$name:0.1.0
+# The image deploy/local runs: the default repository, tag dev.
+image=ghcr.io/my-org/$name:dev
 
 log() { printf '\n=== %s\n' "$*"; }
 
@@ -61,24 +62,8 @@ kubectl -n argocd rollout status deployment/argocd-applicationset-controller --t
 
 log "deploy the plugin"
 "$project/deploy/token.sh" create
-# The image was loaded into kind, not pushed: do not pull it.
-overlay=$work/overlay
-mkdir -p "$overlay"
-cat >"$overlay/kustomization.yaml" <<YAML
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - $project/deploy
-patches:
-  - target:
-      kind: Deployment
-      name: $name
-    patch: |-
-      - op: replace
-        path: /spec/template/spec/containers/0/imagePullPolicy
-        value: IfNotPresent
-YAML
-kubectl apply -k "$overlay"
+# The rendered local-cluster install: the :dev image loaded into kind, never pulled.
+kubectl apply -k "$project/deploy/local"
 kubectl -n argocd-plugins rollout status "deployment/$name" --timeout=180s
 
 log "the example ApplicationSet makes its Applications"

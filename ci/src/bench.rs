@@ -231,6 +231,7 @@ pub fn run(
         command
             .env("PLUGIN_TOKEN_FILE", &token_file)
             .env("PLUGIN_LISTEN_ADDR", addr.to_string())
+            .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info");
         command
     };

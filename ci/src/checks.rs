@@ -34,27 +34,42 @@ pub fn rust(project: &Project) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds `deploy/` and `deploy/sidecar-example/` and validates every object
-/// against the Kubernetes schemas; lints the Dockerfile, the token script and
-/// the YAML; checks the wiring. Returns the install's objects.
+/// The oldest Kubernetes the install supports (the README says so):
+/// `preStop.sleep` is on by default from 1.30.
+pub const OLDEST_KUBERNETES: &str = "1.30.0";
+
+/// Builds `deploy/`, `deploy/local/` and `deploy/sidecar-example/` and
+/// validates every object against the Kubernetes schemas of the oldest
+/// supported version and of the newest the validator knows; lints the
+/// Dockerfile, the token script, the YAML and the workflows; checks the
+/// wiring. Returns the install's objects.
 pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     let tool = |name: &str| python_tool(name).map(|path| path.display().to_string());
     let scratch = crate::run_dir().join(format!("validate-{}", project.name));
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let mut install = Vec::new();
-    for kustomization in ["deploy", "deploy/sidecar-example"] {
+    let mut local = Vec::new();
+    for kustomization in ["deploy", "deploy/local", "deploy/sidecar-example"] {
         let yaml = kustomize(&project.dir.join(kustomization))?;
         let file = scratch.join(format!("{}.yaml", kustomization.replace('/', "-")));
         std::fs::write(&file, &yaml).map_err(|e| e.to_string())?;
         let file = file.display().to_string();
+        let validate = tool("kubernetes-validate")?;
+        run(&scratch, &validate, &["--strict", "--quiet", &file])?;
         run(
             &scratch,
-            &tool("kubernetes-validate")?,
-            &["--strict", "--quiet", &file],
+            &validate,
+            &["--strict", "--quiet", "-k", OLDEST_KUBERNETES, &file],
         )?;
-        if kustomization == "deploy" {
-            install = parse_yaml(&yaml)?;
+        match kustomization {
+            "deploy" => install = parse_yaml(&yaml)?,
+            "deploy/local" => local = parse_yaml(&yaml)?,
+            _ => {}
         }
+    }
+    local_overlay(&project.name, &install, &local)?;
+    if project.metrics() {
+        pod_monitor(project, &install)?;
     }
     run(
         &project.dir,
@@ -77,9 +92,81 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     Ok(install)
 }
 
+/// The install for a local cluster: the same objects, the `dev` image, never
+/// pulled.
+fn local_overlay(name: &str, install: &[Value], local: &[Value]) -> Result<(), String> {
+    ensure!(
+        install.len() == local.len(),
+        "deploy/local has {} objects, the install {}",
+        local.len(),
+        install.len()
+    );
+    let container = |objects: &[Value]| -> Result<Value, String> {
+        Ok(one(objects, "Deployment", name)?["spec"]["template"]["spec"]["containers"][0].clone())
+    };
+    let (base, dev) = (container(install)?, container(local)?);
+    let image = string(&base, "/image", "Deployment")?;
+    let repository = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    ensure!(
+        dev["image"] == format!("{repository}:dev") && dev["imagePullPolicy"] == "Never",
+        "deploy/local runs {} with pull policy {}, not {repository}:dev, never pulled",
+        dev["image"],
+        dev["imagePullPolicy"]
+    );
+    Ok(())
+}
+
+/// `deploy/components/pod-monitor` added to the install: a PodMonitor that
+/// selects the plugin's pods and scrapes their metrics port.
+fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
+    // Kustomize takes only relative paths: a throw-away overlay beside deploy/.
+    let overlay = project.dir.join(".check-pod-monitor");
+    std::fs::create_dir_all(&overlay).map_err(|e| e.to_string())?;
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "resources:\n  - ../deploy\ncomponents:\n  - ../deploy/components/pod-monitor\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let yaml = kustomize(&overlay);
+    let _ = std::fs::remove_dir_all(&overlay);
+    let objects = parse_yaml(&yaml?)?;
+    let name = &project.name;
+    let monitor = one(&objects, "PodMonitor", name)?;
+    let deployment = one(install, "Deployment", name)?;
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    ensure!(
+        monitor["apiVersion"] == "monitoring.coreos.com/v1"
+            && monitor["spec"]["selector"]["matchLabels"] == *pod_labels
+            && monitor["metadata"]["namespace"] == deployment["metadata"]["namespace"],
+        "PodMonitor {name} does not select the plugin's pods: {monitor}"
+    );
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    let ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    ensure!(
+        endpoint["path"] == "/metrics"
+            && ports
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == endpoint["port"]),
+        "PodMonitor {name} scrapes port {} at {}, which the container does not serve",
+        endpoint["port"],
+        endpoint["path"]
+    );
+    ensure!(
+        objects.len() == install.len() + 1,
+        "the component adds more than the PodMonitor"
+    );
+    Ok(())
+}
+
 /// The rendered project's GitHub workflows and Dependabot config against
-/// their schemas.
+/// their schemas, `actionlint` and `zizmor` (offline, no configuration).
 pub fn workflows(project: &Project) -> Result<(), String> {
+    lint_workflows(
+        &project.dir,
+        &[".github/workflows/ci.yml", ".github/workflows/image.yml"],
+    )?;
     let check = python_tool("check-jsonschema")?.display().to_string();
     for workflow in [".github/workflows/ci.yml", ".github/workflows/image.yml"] {
         run(
@@ -95,6 +182,31 @@ pub fn workflows(project: &Project) -> Result<(), String> {
             "--builtin-schema",
             "vendor.dependabot",
             ".github/dependabot.yml",
+        ],
+    )?;
+    Ok(())
+}
+
+/// `actionlint` and `zizmor --offline --no-config` on `workflows` (paths
+/// relative to `dir`) and `dir/.github`: no finding passes.
+pub fn lint_workflows(dir: &Path, workflows: &[&str]) -> Result<(), String> {
+    let actionlint = python_tool("actionlint")?.display().to_string();
+    let zizmor = python_tool("zizmor")?.display().to_string();
+    // Its shell checks of `run:` scripts, with the shellcheck we install.
+    let shellcheck = format!("-shellcheck={}", python_tool("shellcheck")?.display());
+    let mut args = vec!["-no-color", shellcheck.as_str()];
+    args.extend_from_slice(workflows);
+    run(dir, &actionlint, &args)?;
+    run(
+        dir,
+        &zizmor,
+        &[
+            "--offline",
+            "--no-config",
+            "--no-progress",
+            "--min-severity",
+            "informational",
+            ".github",
         ],
     )?;
     Ok(())
@@ -268,6 +380,33 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
         rule["ports"]
     );
 
+    // With metrics: their own port, which alone Prometheus may reach.
+    let metrics_port = container["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "metrics")
+        .map(|p| p["containerPort"].clone());
+    if let Some(metrics_port) = metrics_port {
+        let listen = env("PLUGIN_METRICS_ADDR")?;
+        ensure!(
+            listen == format!("0.0.0.0:{metrics_port}"),
+            "PLUGIN_METRICS_ADDR {listen} differs from the metrics port {metrics_port}"
+        );
+        let prometheus = &policy["spec"]["ingress"][1];
+        ensure!(
+            prometheus["ports"] == json!([{"protocol": "TCP", "port": metrics_port}]),
+            "NetworkPolicy {name} admits Prometheus to {}, not to the metrics port {metrics_port} alone",
+            prometheus["ports"]
+        );
+        let annotation =
+            &deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"];
+        ensure!(
+            annotation.as_str().and_then(|a| a.parse::<u64>().ok()) == metrics_port.as_u64(),
+            "Deployment {name}: prometheus.io/port {annotation} is not the metrics port {metrics_port}"
+        );
+    }
+
     // Argo CD waits longer than the generator deadline (25 s), Kubernetes
     // longer than the plugin's shutdown (30 s).
     let timeout: u64 = string(configmap, "/data/requestTimeout", "ConfigMap")?
@@ -285,6 +424,19 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     Ok(())
 }
 
+/// `cargo deny check` of licences, bans and sources against the project's
+/// `deny.toml` (advisories need the RustSec database from the network: the
+/// project's CI checks them).
+pub fn dependencies(project: &Project) -> Result<(), String> {
+    let deny = crate::tools::cargo_tool(crate::tools::CARGO_DENY)?;
+    run(
+        &project.dir,
+        &deny.display().to_string(),
+        &["--locked", "check", "licenses", "bans", "sources"],
+    )?;
+    Ok(())
+}
+
 /// Builds the release binary and runs the Argo CD conformance run on it.
 pub fn release(project: &Project) -> Result<(), String> {
     crate::conformance::run(project)
@@ -293,6 +445,7 @@ pub fn release(project: &Project) -> Result<(), String> {
 /// Everything, on one rendered project.
 pub fn all(project: &Project) -> Result<(), String> {
     rust(project)?;
+    dependencies(project)?;
     deploy(project)?;
     release(project)?;
     crate::docker::replay(project)?;

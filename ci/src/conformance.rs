@@ -140,7 +140,16 @@ pub fn run(project: &Project) -> Result<(), String> {
     );
 
     if project.metrics() {
-        let reply = controller
+        // On the metrics socket only: the plugin's answers 404.
+        let on_plugin_socket = controller
+            .send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
+            .map_err(|e| fail("/metrics", e))?;
+        ensure!(
+            on_plugin_socket.status == 404,
+            "{name}: /metrics on the plugin's port answered {}",
+            on_plugin_socket.status
+        );
+        let reply = Controller::new(plugin.metrics_addr, token)
             .send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
             .map_err(|e| fail("/metrics", e))?;
         let text = reply.text();

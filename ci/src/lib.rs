@@ -25,6 +25,7 @@ pub mod manifests;
 pub mod project;
 pub mod render;
 pub mod tools;
+pub mod upgrade;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

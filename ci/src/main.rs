@@ -5,6 +5,9 @@
 //! template-ci bench [--seconds N] [--connections N] [--smoke]
 //! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
 //! template-ci lock                              rewrite template/Cargo.lock.liquid
+//! template-ci stamp                             rewrite the version in template/.template.toml
+//! template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
+//! template-ci upgrade --check PROJECT [--template REPO]
 //! ```
 
 use std::os::unix::process::CommandExt;
@@ -19,7 +22,10 @@ const USAGE: &str = "usage:
   template-ci dev [--name NAME] [--port PORT]
   template-ci bench [--seconds N] [--connections N] [--smoke]
   template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
-  template-ci lock";
+  template-ci lock
+  template-ci stamp
+  template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
+  template-ci upgrade --check PROJECT [--template REPO]";
 
 fn main() -> ExitCode {
     ensure_author();
@@ -29,6 +35,8 @@ fn main() -> ExitCode {
         Some("render") => render(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("lock") if args.len() == 1 => lock(),
+        Some("stamp") if args.len() == 1 => stamp(),
+        Some("upgrade") => return upgrade(&args[1..]),
         _ => Err(USAGE.into()),
     };
     match result {
@@ -138,6 +146,8 @@ fn dev(args: &[String]) -> Result<(), String> {
     let error = Command::new(&binary)
         .env("PLUGIN_TOKEN_FILE", &token_file)
         .env("PLUGIN_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        // Any free port: its address is in the first log line.
+        .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
         .exec();
     Err(format!("cannot start the plugin: {error}"))
 }
@@ -213,6 +223,101 @@ fn lock() -> Result<(), String> {
     write(&repo_root(), &projects[0], &projects[1])?;
     eprintln!("wrote template/Cargo.lock.liquid");
     Ok(())
+}
+
+/// Writes the template's current version into `template/.template.toml`.
+fn stamp() -> Result<(), String> {
+    let (stamp, changed) = template_ci::upgrade::write_stamp(&repo_root())?;
+    if changed {
+        eprintln!("template version is now {stamp}: commit template/.template.toml");
+    } else {
+        eprintln!("template version {stamp} is current");
+    }
+    Ok(())
+}
+
+/// `upgrade`: exit 0 when done (or up to date), 1 on conflicts, on being
+/// behind (`--check`) and on errors.
+fn upgrade(args: &[String]) -> ExitCode {
+    use template_ci::upgrade::{Change, Options, behind, upgrade};
+    let mut options = Options::default();
+    let (mut check, mut project, mut template) = (false, None, repo_root());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--force" => options.force = true,
+            "--from" => options.from = args.next().cloned(),
+            "--template" => template = args.next().map(PathBuf::from).unwrap_or_default(),
+            dir if project.is_none() && !dir.starts_with('-') => project = Some(PathBuf::from(dir)),
+            _ => {
+                eprintln!("error: {USAGE}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let Some(project) = project else {
+        eprintln!("error: {USAGE}");
+        return ExitCode::FAILURE;
+    };
+    if check {
+        return match behind(&template, &project) {
+            Ok(None) => {
+                println!("{} is up to date with the template", project.display());
+                ExitCode::SUCCESS
+            }
+            Ok(Some(commits)) => {
+                println!(
+                    "{} is behind the template by {commits} commit(s) that change it;                      upgrade with: cargo run -p template-ci -- upgrade {}",
+                    project.display(),
+                    project.display()
+                );
+                ExitCode::FAILURE
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let report = match upgrade(&template, &project, &options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "upgraded {} from template version {} to {}",
+        project.display(),
+        report.from,
+        report.to
+    );
+    for (path, change) in &report.changes {
+        let what = match change {
+            Change::Updated => "updated ",
+            Change::Merged => "merged  ",
+            Change::Conflict => "CONFLICT",
+            Change::Added => "added   ",
+            Change::Removed => "removed ",
+            Change::KeptChanged => "kept     (the template removed it; you had changed it)",
+            Change::KeptDeleted => "skipped  (the template changed it; you had deleted it)",
+        };
+        println!("  {what} {path}");
+    }
+    let conflicts = report.conflicts();
+    if conflicts.is_empty() {
+        println!("no conflicts: review with `git diff`, run `cargo test`, commit");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{} conflict(s), marked <<<<<<< yours / ======= / >>>>>>> template now in: {}
+             resolve them, run `cargo test`, commit",
+            conflicts.len(),
+            conflicts.join(", ")
+        );
+        ExitCode::FAILURE
+    }
 }
 
 /// A random 256-bit token, hex-encoded, readable only by its owner.

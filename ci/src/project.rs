@@ -110,9 +110,18 @@ pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, S
 }
 
 /// A port that was free a moment ago.
+///
+/// Chosen below Linux's ephemeral range (32768 and up), where the kernel
+/// never hands it to another socket of its own accord between now and the
+/// moment the plugin binds it.
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    (0u64..)
+        .map(|attempt| 20_000 + (random.hash_one(attempt) % 12_000) as u16)
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        .take(1000)
+        .find(|addr| TcpListener::bind(addr).is_ok())
         .expect("a free loopback port")
 }
 
@@ -120,6 +129,8 @@ pub fn free_port() -> SocketAddr {
 pub struct Running {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Where it serves `GET /metrics` (when the project has metrics).
+    pub metrics_addr: SocketAddr,
 }
 
 impl Running {
@@ -138,17 +149,23 @@ impl Running {
         token_file: &Path,
     ) -> Result<Self, String> {
         let addr = free_port();
+        let metrics_addr = free_port();
         let line = crate::command::describe(&command);
         let child = command
             .envs(project.env.iter().map(|(k, v)| (k, v)))
             .env("PLUGIN_TOKEN_FILE", token_file)
             .env("PLUGIN_LISTEN_ADDR", addr.to_string())
+            .env("PLUGIN_METRICS_ADDR", metrics_addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {line}: {e}"))?;
-        let mut running = Self { child, addr };
+        let mut running = Self {
+            child,
+            addr,
+            metrics_addr,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
             if let Some(status) = running.child.try_wait().map_err(|e| e.to_string())? {

@@ -49,3 +49,33 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// `cargo deny`, built from crates.io on first use into `target/ci-tools/`.
+pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
+
+/// The path of the binary `name` of crate `krate` at `version`, installed
+/// with `cargo install --locked` on first use (a few minutes, once per clone).
+pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
+    let root = tools_dir().join(format!("{krate}-{version}"));
+    let binary = root.join("bin").join(krate);
+    std::fs::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
+    let lock =
+        File::create(tools_dir().join(format!(".{krate}.lock"))).map_err(|e| e.to_string())?;
+    lock.lock().map_err(|e| e.to_string())?;
+    if !binary.exists() {
+        run_command(
+            Command::new("cargo")
+                .args([
+                    "install",
+                    krate,
+                    "--version",
+                    version,
+                    "--locked",
+                    "--quiet",
+                    "--root",
+                ])
+                .arg(&root),
+        )?;
+    }
+    Ok(binary)
+}

@@ -47,7 +47,7 @@ fn a_syntax_error_in_main_rs_fails_naming_the_file() {
 
 #[test]
 fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
-    let repo = broken_copy("port", "deploy/argocd-configmap.yaml", |text| {
+    let repo = broken_copy("port", "deploy/base/argocd-configmap.yaml", |text| {
         text.replace(
             ".svc.cluster.local.:{{plugin_port}}",
             ".svc.cluster.local.:8080",
@@ -65,7 +65,7 @@ fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
 
 #[test]
 fn a_liquid_mistake_fails_the_lint_naming_file_and_line() {
-    let repo = broken_copy("liquid", "deploy/service.yaml", |text| {
+    let repo = broken_copy("liquid", "deploy/base/service.yaml", |text| {
         text.replace("port: {{plugin_port}}", "port: {{plugin_prot}}")
     });
     let template = Template::load(&repo).unwrap();
@@ -76,7 +76,8 @@ fn a_liquid_mistake_fails_the_lint_naming_file_and_line() {
         .collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        problems[0].starts_with("deploy/service.yaml: line 16: unknown variable `plugin_prot`"),
+        problems[0]
+            .starts_with("deploy/base/service.yaml: line 16: unknown variable `plugin_prot`"),
         "{problems:?}"
     );
 }

@@ -74,7 +74,7 @@ fn token_secrets() -> Vec<Value> {
 }
 
 #[test]
-fn wiring_holds_and_prometheus_is_admitted_only_to_the_plugin_port() {
+fn wiring_holds_and_prometheus_is_admitted_only_to_the_metrics_port() {
     checks::wiring(NAME, install(), &token_secrets()).unwrap();
     let policy = find(install(), "NetworkPolicy", NAME);
     let rules = policy["spec"]["ingress"].as_array().unwrap();
@@ -87,7 +87,14 @@ fn wiring_holds_and_prometheus_is_admitted_only_to_the_plugin_port() {
         rules[1]["from"],
         json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}])
     );
-    assert_eq!(rules[1]["ports"], rules[0]["ports"]);
+    assert_eq!(
+        rules[1]["ports"],
+        json!([{"protocol": "TCP", "port": 9090}])
+    );
+    assert_ne!(
+        rules[1]["ports"], rules[0]["ports"],
+        "not to the plugin's port"
+    );
 }
 
 #[test]
@@ -261,4 +268,66 @@ fn sidecar_variant_reaches_the_plugin_on_localhost_with_argocds_secret() {
     );
     let helm = project().read("deploy/helm/sidecar-values.yaml");
     assert!(helm.contains("extraContainers:") && helm.contains(reference));
+}
+
+#[test]
+fn next_steps_printed_after_rendering_agree_with_the_files() {
+    let parent = template_ci::run_dir().join("next-steps");
+    let output = template_ci::command::run_command(
+        Command::new(CI)
+            .args(["render", "--name", "plugin-next", "--into"])
+            .arg(&parent),
+    )
+    .unwrap();
+    // cargo-generate prints a hook's output on either stream, by version.
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let project = parent.join("plugin-next");
+    let steps: Vec<&str> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .collect();
+    let image_of = |kustomization: &str| -> String {
+        let objects = parse_yaml(&kustomize(&project.join(kustomization)).unwrap()).unwrap();
+        let deployment = find(&objects, "Deployment", "plugin-next");
+        text(deployment, "/spec/template/spec/containers/0/image").to_owned()
+    };
+    let token_script = std::fs::read_to_string(project.join("deploy/token.sh")).unwrap();
+    let (mut builds, mut applies, mut tokens) = (Vec::new(), Vec::new(), 0);
+    for step in &steps {
+        let words: Vec<&str> = step.split_whitespace().collect();
+        match words.as_slice() {
+            ["docker", "build", "-t", image, "."] => builds.push(image.to_string()),
+            ["kubectl", "apply", "-k", dir, ..] => applies.push(dir.to_string()),
+            ["deploy/token.sh", command, ..] => {
+                assert!(
+                    token_script.contains(&format!("\n{command})")),
+                    "token.sh has no command {command}"
+                );
+                tokens += 1;
+            }
+            ["deploy/token.sh"] => panic!("token.sh without a command prints its usage: {step}"),
+            _ => {}
+        }
+    }
+    assert_eq!(applies, ["deploy", "deploy/local"], "{printed}");
+    assert_eq!(tokens, 2, "{printed}");
+    assert_eq!(builds.len(), 2, "{printed}");
+    for (image, dir) in builds.iter().zip(&applies) {
+        assert_eq!(
+            *image,
+            image_of(dir),
+            "`docker build -t {image}` but {dir} deploys another"
+        );
+    }
+    let push = steps.iter().find(|s| s.starts_with("docker push"));
+    assert_eq!(
+        push.copied(),
+        Some(format!("docker push {}", image_of("deploy")).as_str()),
+        "{printed}"
+    );
 }

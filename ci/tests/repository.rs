@@ -29,6 +29,11 @@ fn scripts_parse_and_pass_shellcheck() {
 }
 
 #[test]
+fn workflow_passes_actionlint_and_zizmor() {
+    template_ci::checks::lint_workflows(&repo_root(), &[".github/workflows/template.yml"]).unwrap();
+}
+
+#[test]
 fn workflow_matches_the_github_schema() {
     let check = python_tool("check-jsonschema").unwrap();
     run(

@@ -65,7 +65,7 @@ fn check_variant(index: usize) {
     assert_eq!(project.metrics(), metrics);
     assert_eq!(
         project
-            .read("deploy/deployment.yaml")
+            .read("deploy/base/deployment.yaml")
             .contains("prometheus.io/scrape"),
         metrics
     );

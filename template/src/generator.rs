@@ -18,7 +18,8 @@
 //! ```
 //!
 //! `name` defaults to the ApplicationSet's name; `environments` is required
-//! and each must be one of `ALLOWED_ENVIRONMENTS` (default `dev,staging,prod`).
+//! and each must be one of `ALLOWED_ENVIRONMENTS`
+//! (default `dev,staging,prod,preview`).
 
 use plugin_server::{Generator, GeneratorError, GetParamsRequest, ParameterMap};
 use serde_json::Value;
@@ -40,8 +41,8 @@ impl PluginGenerator {
     /// Reads the generator's settings; an error stops the plugin at start-up
     /// with this message.
     pub fn from_env() -> Result<Self, String> {
-        let allowed =
-            std::env::var("ALLOWED_ENVIRONMENTS").unwrap_or_else(|_| "dev,staging,prod".into());
+        let allowed = std::env::var("ALLOWED_ENVIRONMENTS")
+            .unwrap_or_else(|_| "dev,staging,prod,preview".into());
         Self::new(allowed.split(',').map(str::trim))
     }
 

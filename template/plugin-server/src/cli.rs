@@ -2,7 +2,6 @@
 //! the image, and `preview` to run the generator once without a server.
 
 use std::fmt::Display;
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use crate::auth::TokenStore;
 use crate::cache::Cached;
 use crate::config::Config;
 use crate::generator::Generator;
+use crate::server::Listeners;
 use crate::{healthcheck, preview, server};
 
 /// What a project's `src/main.rs` tells the server about its plugin.
@@ -108,29 +108,32 @@ async fn serve<G: Generator>(
 ) -> Result<(), String> {
     let tokens = Arc::new(TokenStore::load(&config.token_file).map_err(|e| e.to_string())?);
     let generator = new_generator()?;
-    let listener = TcpListener::bind(config.listen_addr)
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen_addr))?;
+    let listeners = Listeners::bind(&config)?;
     tokens.watch(config.token_reload_interval);
     log::info!(
-        "listening on {} (token from {})",
+        "listening on {}{} (token from {})",
         config.listen_addr,
+        match listeners.metrics.as_ref().map(|l| l.local_addr()) {
+            Some(Ok(addr)) => format!(", metrics on {addr}"),
+            _ => String::new(),
+        },
         config.token_file.display()
     );
     let result = match config.cache_ttl {
-        Some(ttl) => run(listener, config, tokens, Cached::new(generator, ttl)).await,
-        None => run(listener, config, tokens, generator).await,
+        Some(ttl) => run(listeners, config, tokens, Cached::new(generator, ttl)).await,
+        None => run(listeners, config, tokens, generator).await,
     };
     log::info!("stopped");
     result
 }
 
 async fn run<G: Generator>(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     tokens: Arc<TokenStore>,
     generator: G,
 ) -> Result<(), String> {
-    server::build(listener, config, tokens, Arc::new(generator))
+    server::build(listeners, config, tokens, Arc::new(generator))
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())

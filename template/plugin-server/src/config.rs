@@ -6,11 +6,16 @@ use std::time::Duration;
 
 /// The port of Argo CD's reference plugin; a project sets its own in `main.rs`.
 pub const DEFAULT_PORT: u16 = 4355;
+/// The port of the metrics socket unless `PLUGIN_METRICS_ADDR` says otherwise.
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `PLUGIN_LISTEN_ADDR`, default `0.0.0.0:<the project's port>`.
     pub listen_addr: SocketAddr,
+    /// `PLUGIN_METRICS_ADDR`, default `0.0.0.0:9090`: the socket serving
+    /// `GET /metrics` alone (with the `metrics` feature).
+    pub metrics_addr: SocketAddr,
     /// `PLUGIN_TOKEN_FILE`, default `/var/run/argo/token`.
     pub token_file: PathBuf,
     /// `PLUGIN_MAX_BODY_BYTES`, default 1 MiB.
@@ -40,6 +45,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_METRICS_PORT)),
             token_file: PathBuf::from("/var/run/argo/token"),
             max_body_bytes: 1024 * 1024,
             generator_timeout: Duration::from_secs(25),
@@ -81,6 +87,9 @@ impl Config {
         let mut config = defaults;
         if let Some(addr) = parse(&lookup, "PLUGIN_LISTEN_ADDR")? {
             config.listen_addr = addr;
+        }
+        if let Some(addr) = parse(&lookup, "PLUGIN_METRICS_ADDR")? {
+            config.metrics_addr = addr;
         }
         if let Some(path) = lookup("PLUGIN_TOKEN_FILE").filter(|p| !p.is_empty()) {
             config.token_file = PathBuf::from(path);
@@ -149,6 +158,7 @@ mod tests {
     fn reads_the_environment() {
         let config = from(&[
             ("PLUGIN_LISTEN_ADDR", "127.0.0.1:9000"),
+            ("PLUGIN_METRICS_ADDR", "127.0.0.1:9001"),
             ("PLUGIN_TOKEN_FILE", "/tmp/t"),
             ("PLUGIN_MAX_BODY_BYTES", "10"),
             ("PLUGIN_GENERATOR_TIMEOUT_SECS", "3"),
@@ -157,6 +167,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.listen_addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.metrics_addr, "127.0.0.1:9001".parse().unwrap());
         assert_eq!(config.token_file, PathBuf::from("/tmp/t"));
         assert_eq!(config.max_body_bytes, 10);
         assert_eq!(config.generator_timeout, Duration::from_secs(3));

@@ -1,7 +1,7 @@
 //! The HTTP server: limits, timeouts, the access log and graceful shutdown.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,16 +12,48 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::auth::TokenStore;
 use crate::config::Config;
+use crate::error::PluginError;
 use crate::generator::Generator;
 use crate::handlers::{self, ApplicationSetName};
 #[cfg(feature = "metrics")]
 use crate::metrics;
 
-/// Builds the server on a bound listener. Await the returned [`Server`] to
+/// The sockets the server serves: the plugin's, and (with the `metrics`
+/// feature) a separate one for `GET /metrics`, so that a NetworkPolicy can
+/// admit Prometheus to the metrics alone.
+#[derive(Debug)]
+pub struct Listeners {
+    pub plugin: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `config.listen_addr` and, with metrics, `config.metrics_addr`.
+    pub fn bind(config: &Config) -> Result<Self, String> {
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind(addr).map_err(|error| format!("cannot listen on {addr}: {error}"))
+        };
+        let metrics = if cfg!(feature = "metrics") {
+            Some(bind(config.metrics_addr)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            plugin: bind(config.listen_addr)?,
+            metrics,
+        })
+    }
+}
+
+/// The metrics socket's address, to tell its requests from the plugin's.
+#[derive(Debug, Clone, Copy)]
+struct MetricsAddr(Option<SocketAddr>);
+
+/// Builds the server on bound listeners. Await the returned [`Server`] to
 /// run it; it stops gracefully on SIGTERM or SIGINT, letting in-flight
 /// requests finish.
 pub fn build<G: Generator>(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     tokens: Arc<TokenStore>,
     generator: Arc<G>,
@@ -34,29 +66,55 @@ pub fn build<G: Generator>(
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
+    let metrics_addr = match &listeners.metrics {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+    let metrics_addr = web::Data::new(MetricsAddr(metrics_addr));
     #[cfg(feature = "metrics")]
     let metrics = web::Data::new(metrics::Metrics::default());
     let mut server = HttpServer::new(move || {
         let app = App::new()
             .app_data(config.clone())
             .app_data(tokens.clone())
-            .app_data(generator.clone());
+            .app_data(generator.clone())
+            .app_data(metrics_addr.clone());
         #[cfg(feature = "metrics")]
         let app = app
             .app_data(metrics.clone())
             .route("/metrics", web::get().to(metrics::endpoint));
-        app.wrap(from_fn(access_log))
+        app.wrap(from_fn(by_listener))
+            .wrap(from_fn(access_log))
             .configure(handlers::routes::<G>)
     })
     .client_request_timeout(header_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(keep_alive)
     .shutdown_timeout(shutdown_timeout.as_secs())
-    .listen(listener)?;
+    .listen(listeners.plugin)?;
+    if let Some(listener) = listeners.metrics {
+        server = server.listen(listener)?;
+    }
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// The metrics socket serves `/metrics` alone, and the plugin's socket
+/// everything but `/metrics`.
+async fn by_listener(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics_addr = request
+        .app_data::<web::Data<MetricsAddr>>()
+        .and_then(|addr| addr.0);
+    let on_metrics_socket = metrics_addr == Some(request.app_config().local_addr());
+    if on_metrics_socket != (request.path() == "/metrics") {
+        return Err(PluginError::NotFound.into());
+    }
+    next.call(request).await
 }
 
 /// One line per request: method, path, status, duration, ApplicationSet and,

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +29,7 @@ use crate::auth::TokenStore;
 use crate::config::Config;
 use crate::generator::{Generator, GeneratorError};
 use crate::protocol::{GetParamsRequest, ParameterMap};
-use crate::server;
+use crate::server::{self, Listeners};
 
 /// The token a [`TestServer`] accepts.
 pub const TOKEN: &str = "test-token-0123456789";
@@ -100,6 +100,8 @@ impl Drop for TempDir {
 /// with the token [`TOKEN`]; stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, with the `metrics` feature.
+    pub metrics_addr: Option<SocketAddr>,
     pub token_file: PathBuf,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -117,6 +119,7 @@ impl TestServer {
         let token_file = dir.file("token", &format!("{TOKEN}\n"));
         let mut config = Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token_file: token_file.clone(),
             workers: Some(1),
             token_reload_interval: Duration::from_millis(100),
@@ -125,13 +128,14 @@ impl TestServer {
         adjust(&mut config);
         let tokens = Arc::new(TokenStore::load(&config.token_file).unwrap());
         tokens.watch(config.token_reload_interval);
-        let listener = TcpListener::bind(config.listen_addr).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listeners = Listeners::bind(&config).unwrap();
+        let addr = listeners.plugin.local_addr().unwrap();
+        let metrics_addr = listeners.metrics.as_ref().map(|l| l.local_addr().unwrap());
 
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = server::build(listener, config, tokens, Arc::new(generator)).unwrap();
+                let server = server::build(listeners, config, tokens, Arc::new(generator)).unwrap();
                 sender.send(server.handle()).unwrap();
                 server.await.unwrap();
             })
@@ -139,6 +143,7 @@ impl TestServer {
         let handle = receiver.recv().expect("server started");
         Self {
             addr,
+            metrics_addr,
             token_file,
             handle,
             thread: Some(thread),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Scripted;
-use plugin_server::testing::{TOKEN, TestServer, request_body};
+use plugin_server::testing::{TOKEN, TestServer, exchange, request_body};
 use serde_json::json;
 
 #[test]
@@ -15,7 +15,8 @@ fn counts_requests_by_application_set_and_status() {
     assert_eq!(server.post(Some(TOKEN), &body).status, 200);
     assert_eq!(server.post(Some("wrong"), &body).status, 403);
 
-    let response = server.send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n");
+    let metrics_addr = server.metrics_addr.expect("a metrics socket");
+    let response = exchange(metrics_addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(response.status, 200);
     assert!(
         response
@@ -40,4 +41,17 @@ fn counts_requests_by_application_set_and_status() {
         !text.contains("/metrics") && !text.contains("healthz"),
         "only getparams is counted"
     );
+}
+
+#[test]
+fn metrics_are_served_on_their_own_socket_only() {
+    let server = TestServer::start(Scripted);
+    let metrics_addr = server.metrics_addr.expect("a metrics socket");
+    let on_plugin_socket = server.send(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(on_plugin_socket.status, 404);
+    for other in ["/healthz", "/api/v1/getparams.execute", "/"] {
+        let request = format!("GET {other} HTTP/1.1\r\nHost: p\r\n\r\n");
+        let response = exchange(metrics_addr, request.as_bytes());
+        assert_eq!(response.status, 404, "{other} on the metrics socket");
+    }
 }

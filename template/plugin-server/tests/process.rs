@@ -63,6 +63,7 @@ fn plugin(args: &[&str], token_file: &std::path::Path, addr: SocketAddr) -> Comm
         .env(CHILD, serde_json::to_string(args).unwrap())
         .env("PLUGIN_TOKEN_FILE", token_file)
         .env("PLUGIN_LISTEN_ADDR", addr.to_string())
+        .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,0 +1,193 @@
+//! `template-ci upgrade` on a throw-away copy of the template: a project
+//! rendered at commit A and edited by its author is upgraded to commit B,
+//! which fixed a template-owned file and changed a generator line the author
+//! had changed too.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use template_ci::checks;
+use template_ci::command::run_command;
+use template_ci::project::Project;
+use template_ci::render::{Render, copy_template};
+use template_ci::upgrade::{RECORD, stamp, write_stamp};
+
+const CI: &str = env!("CARGO_BIN_EXE_template-ci");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = run_command(
+        Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(dir),
+    )
+    .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn commit_all(dir: &Path, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn upgrade(template: &Path, args: &[&str]) -> Output {
+    Command::new(CI)
+        .arg("upgrade")
+        .args(args)
+        .arg("--template")
+        .arg(template)
+        .output()
+        .unwrap()
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+const FIX: &str = "// Fixed at commit B: a template-owned change every project should get.";
+const LINE: &str = "Some(_) => return Err(invalid(\"`environments` must be a list of strings\")),";
+
+#[test]
+fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts() {
+    // Commit A of a template repository.
+    let template = copy_template("upgrade-template").unwrap();
+    write_stamp(&template).unwrap();
+    git(&template, &["init", "-q"]);
+    let a = commit_all(&template, "A");
+
+    // Two projects rendered at A, committed; the author edits one.
+    let render = |name: &str| {
+        let mut render = Render::new(name);
+        render.repo = template.clone();
+        let project = Project::render(CI, &render).unwrap();
+        git(&project.dir, &["init", "-q"]);
+        commit_all(&project.dir, "rendered");
+        project
+    };
+    let edited = render("upgrade-edited");
+    let clean = render("upgrade-clean");
+    let generator = edited.dir.join("src/generator.rs");
+    edit(
+        &generator,
+        LINE,
+        &LINE.replace("list of strings", "list of environment names"),
+    );
+    edit(
+        &generator,
+        "use plugin_server::",
+        "// Team A's generator.\nuse plugin_server::",
+    );
+    commit_all(&edited.dir, "the author's generator");
+
+    // Commit B: a fix in plugin-server, and the generator's message changed.
+    edit(
+        &template.join("template/plugin-server/src/error.rs"),
+        "use std::fmt;",
+        &format!("{FIX}\nuse std::fmt;"),
+    );
+    let template_generator = template.join("template/src/generator.rs");
+    let text = std::fs::read_to_string(&template_generator).unwrap();
+    std::fs::write(
+        &template_generator,
+        text.replace(
+            "must be a list of strings",
+            "must be a JSON list of strings",
+        ),
+    )
+    .unwrap();
+    let (version_b, changed) = write_stamp(&template).unwrap();
+    assert!(changed, "the stamp follows the template");
+    commit_all(&template, "B");
+
+    // Behind, then refused while the project has uncommitted changes.
+    let check = upgrade(&template, &["--check", clean.dir.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("behind the template by 1 commit"));
+    std::fs::write(clean.dir.join("scratch.txt"), "wip").unwrap();
+    let refused = upgrade(&template, &[clean.dir.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("uncommitted changes"));
+    std::fs::remove_file(clean.dir.join("scratch.txt")).unwrap();
+
+    // The edited project: the fix lands, the author's other change stays,
+    // the line both changed is a conflict, named.
+    let output = upgrade(&template, &[edited.dir.to_str().unwrap(), "--from", &a]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "conflicts exit non-zero");
+    assert!(stdout.contains("CONFLICT src/generator.rs"), "{stdout}");
+    assert!(
+        stdout.contains("updated  plugin-server/src/error.rs"),
+        "{stdout}"
+    );
+    assert!(edited.read("plugin-server/src/error.rs").contains(FIX));
+    let merged = edited.read("src/generator.rs");
+    assert!(merged.contains("// Team A's generator."));
+    assert!(merged.contains("<<<<<<< yours") && merged.contains(">>>>>>> template now"));
+    assert!(
+        merged.contains("list of environment names") && merged.contains("JSON list of strings")
+    );
+    assert!(
+        edited.read(RECORD).contains(&version_b),
+        "the recorded version moves"
+    );
+
+    // The clean project upgrades without conflict (found by its recorded
+    // version) and passes its tests.
+    let output = upgrade(&template, &[clean.dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        clean
+            .read("src/generator.rs")
+            .contains("JSON list of strings")
+    );
+    assert!(clean.read("plugin-server/src/error.rs").contains(FIX));
+    checks::rust(&clean).unwrap();
+    commit_all(&clean.dir, "upgraded");
+    let check = upgrade(&template, &["--check", clean.dir.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "up to date after the upgrade");
+}
+
+#[test]
+fn the_templates_version_stamp_is_current() {
+    let repo = template_ci::repo_root();
+    let recorded = std::fs::read_to_string(repo.join("template").join(RECORD)).unwrap();
+    let current = stamp(&repo).unwrap();
+    assert!(
+        recorded.contains(&format!("version = \"{current}\"")),
+        "template/{RECORD} does not carry the template's version {current}: \
+         run `cargo run -p template-ci -- stamp` and commit it"
+    );
+}
+
+#[test]
+fn the_record_holds_every_placeholder() {
+    let repo = template_ci::repo_root();
+    let record = std::fs::read_to_string(repo.join("template").join(RECORD)).unwrap();
+    let config: toml::Table = std::fs::read_to_string(repo.join("cargo-generate.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let placeholders = config["placeholders"].as_table().unwrap();
+    for name in placeholders
+        .keys()
+        .map(String::as_str)
+        .chain(["project-name"])
+    {
+        assert!(
+            record.contains(&format!("\n{name} = ")),
+            "template/{RECORD} does not record the answer {name}"
+        );
+    }
+}
