@@ -161,7 +161,9 @@ pub fn run(project: &Project) -> Result<(), String> {
             // The example request succeeded three times (HTTP, after the 413, curl).
             reply.status == 200
                 && text.contains(&format!("plugin_requests_total{{{labels}}} 3\n"))
-                && text.contains(&format!("{{{labels},le=\"+Inf\"}} 3\n")),
+                && text.contains(
+                    "plugin_request_duration_seconds_bucket{status=\"200\",le=\"+Inf\"} 3\n"
+                ),
             "{name}: /metrics answered {} {text}",
             reply.status
         );

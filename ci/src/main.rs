@@ -130,7 +130,7 @@ fn dev(args: &[String]) -> Result<(), String> {
         template_ci::command::run_command(Command::new(&binary).args(["preview", "--request"]))?;
     let request = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     let url = format!("http://127.0.0.1:{port}/api/v1/getparams.execute");
-    println!(
+    let message = format!(
         "\nThe plugin {name} runs on 127.0.0.1:{port}; its code is in {}.\n\
          Its token is in {}. Talk to it from another shell:\n\n  \
          curl -s {url} \\\n    -H \"Authorization: Bearer $(cat {})\" \\\n    \
@@ -142,6 +142,10 @@ fn dev(args: &[String]) -> Result<(), String> {
         token_file.display(),
         binary.display(),
     );
+    // One write, and no panic if whoever reads it has gone.
+    let mut stdout = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut stdout, message.as_bytes());
+    let _ = std::io::Write::flush(&mut stdout);
     // Become the plugin, so Ctrl-C reaches it and it shuts down gracefully.
     let error = Command::new(&binary)
         .env("PLUGIN_TOKEN_FILE", &token_file)

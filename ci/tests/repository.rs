@@ -69,11 +69,12 @@ fn ci_runs_the_readme_test_command() {
 /// README command one: render, build and run a plugin, print a curl that works.
 #[test]
 fn dev_command_runs_a_plugin_and_prints_a_working_curl() {
+    let log = template_ci::run_dir().join("dev.log");
     let port = free_port().port().to_string();
     let mut child = Command::new(CI)
         .args(["dev", "--name", "plugin-dev", "--port", &port])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .process_group(0)
         .spawn()
         .unwrap();
@@ -85,7 +86,8 @@ fn dev_command_runs_a_plugin_and_prints_a_working_curl() {
     };
 
     let mut curl = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if line.trim_start().starts_with("curl") || !curl.is_empty() {
             curl.push_str(&line);
@@ -95,6 +97,8 @@ fn dev_command_runs_a_plugin_and_prints_a_working_curl() {
             }
         }
     }
+    // Keep reading, as a terminal would: a closed pipe would end the command.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(
         curl.contains(&format!("127.0.0.1:{port}")),
         "printed: {curl}"
@@ -104,11 +108,17 @@ fn dev_command_runs_a_plugin_and_prints_a_working_curl() {
     let reply = loop {
         match run_command(Command::new("bash").args(["-c", &format!("set -o pipefail; {curl}")])) {
             Ok(output) => break String::from_utf8(output.stdout).unwrap(),
-            Err(error) if Instant::now() > deadline => {
-                stop();
-                panic!("the printed curl never worked: {error}");
+            Err(error) => {
+                let exited = child.try_wait().unwrap();
+                if exited.is_some() || Instant::now() > deadline {
+                    stop();
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!(
+                        "the printed curl never worked ({exited:?}): {error}\n--- dev's log\n{log}"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     };
     stop();

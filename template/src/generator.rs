@@ -30,6 +30,9 @@ use serde_json::Value;
 pub const EXAMPLE_REQUEST: &str =
     r#"{"applicationSetName":"shop","input":{"parameters":{"environments":["dev","prod"]}}}"#;
 
+/// The most environments one request may ask for.
+const MAX_ENVIRONMENTS: usize = 1000;
+
 /// Built once at start-up and shared by all requests: put your settings,
 /// HTTP clients and caches here.
 #[derive(Debug)]
@@ -80,6 +83,13 @@ impl Generator for PluginGenerator {
                 ));
             }
         };
+        // Bound the fan-out before building it: the answer grows with the input.
+        if environments.len() > MAX_ENVIRONMENTS {
+            return Err(invalid(format!(
+                "at most {MAX_ENVIRONMENTS} `environments`, got {}",
+                environments.len()
+            )));
+        }
 
         environments
             .iter()
@@ -169,6 +179,7 @@ mod tests {
             json!({"environments": ["Dev"]}),
             json!({"environments": [1]}),
             json!({"environments": ["qa"]}),
+            json!({"environments": vec!["dev"; MAX_ENVIRONMENTS + 1]}),
             json!({"name": "", "environments": ["dev"]}),
         ] {
             let error = generate(parameters.clone()).unwrap_err();

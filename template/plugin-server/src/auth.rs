@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -21,7 +21,11 @@ use crate::error::PluginError;
 pub struct TokenStore {
     path: PathBuf,
     current: RwLock<Tokens>,
+    last_reference_warning: Mutex<Option<Instant>>,
 }
+
+/// How often an unresolved Argo CD token reference is logged at most.
+const REFERENCE_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 type Tokens = Vec<Box<[u8]>>;
 
@@ -34,6 +38,12 @@ pub enum TokenError {
     },
     Empty {
         path: PathBuf,
+    },
+    /// A token with a byte no client can send in a header as intended.
+    Unusable {
+        path: PathBuf,
+        line: usize,
+        reason: &'static str,
     },
 }
 
@@ -50,6 +60,11 @@ impl fmt::Display for TokenError {
                 f,
                 "the token file {} is empty. Write the token Argo CD sends into it \
                  (an empty token would let anyone in)",
+                path.display()
+            ),
+            Self::Unusable { path, line, reason } => write!(
+                f,
+                "the token on line {line} of {} {reason}: an Authorization header cannot carry                  it as it is. Use printable ASCII only (deploy/token.sh makes hex tokens)",
                 path.display()
             ),
         }
@@ -73,6 +88,7 @@ impl TokenStore {
         Ok(Self {
             path,
             current: RwLock::new(token),
+            last_reference_warning: Mutex::new(None),
         })
     }
 
@@ -108,10 +124,33 @@ impl TokenStore {
     pub fn authorize(&self, request: &HttpRequest) -> Result<(), PluginError> {
         let presented = bearer_token(request).ok_or(PluginError::MissingToken)?;
         if self.verify(presented) {
-            Ok(())
-        } else {
-            Err(PluginError::WrongToken)
+            return Ok(());
         }
+        if presented.starts_with(b"$") {
+            self.unresolved_reference();
+        }
+        Err(PluginError::WrongToken)
+    }
+
+    /// Argo CD sends its ConfigMap's `$secret:key` reference itself as the
+    /// token when it cannot resolve it. Says so, once a minute at most, and
+    /// never with the presented value.
+    fn unresolved_reference(&self) {
+        let now = Instant::now();
+        let mut last = self
+            .last_reference_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < REFERENCE_WARNING_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        log::warn!(
+            "a client presented a token starting with '$': Argo CD could not resolve the token \
+             reference of the plugin's ConfigMap ($<secret>:<key>) and sent the reference itself. \
+             In Argo CD's namespace, the Secret it names must exist, hold that key, and carry the \
+             label app.kubernetes.io/part-of: argocd (deploy/token.sh create makes it so)"
+        );
     }
 
     /// Re-reads the token file every `interval` on a background thread, so a
@@ -141,12 +180,31 @@ fn read_token(path: &Path) -> Result<Tokens, TokenError> {
         path: path.to_owned(),
         error,
     })?;
-    let tokens: Tokens = bytes
-        .split(|&byte| byte == b'\n')
-        .map(<[u8]>::trim_ascii)
-        .filter(|token| !token.is_empty())
-        .map(Box::from)
-        .collect();
+    let mut tokens = Tokens::new();
+    for (index, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
+        // Spaces, tabs and a CR around a token are editors' leftovers.
+        let token = line.trim_ascii();
+        if token.is_empty() {
+            continue;
+        }
+        let reason = if token.iter().any(|b| !b.is_ascii()) {
+            Some("holds a non-ASCII character")
+        } else if token.iter().any(u8::is_ascii_control) {
+            Some("holds a control character")
+        } else if token.iter().any(u8::is_ascii_whitespace) {
+            Some("holds white space")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(TokenError::Unusable {
+                path: path.to_owned(),
+                line: index + 1,
+                reason,
+            });
+        }
+        tokens.push(Box::from(token));
+    }
     if tokens.is_empty() {
         return Err(TokenError::Empty {
             path: path.to_owned(),
@@ -210,6 +268,26 @@ mod tests {
         assert!(store.reload().is_err());
         assert!(store.verify(b"second"));
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn refuses_tokens_no_header_can_carry_as_intended() {
+        let dir = std::env::temp_dir().join(format!("plugin-auth-unusable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (content, reason) in [
+            ("\u{a0}\n", "non-ASCII"),
+            ("\x0b\x0c", "control"),
+            ("good-token\nbad\x07token\n", "control"),
+            ("två-token", "non-ASCII"),
+            ("two words", "white space"),
+        ] {
+            let path = dir.join("token");
+            std::fs::write(&path, content).unwrap();
+            let error = TokenStore::load(&path).unwrap_err().to_string();
+            assert!(error.contains(reason), "{content:?}: {error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

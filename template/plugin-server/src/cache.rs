@@ -18,18 +18,58 @@ use crate::protocol::{GetParamsRequest, ParameterMap};
 
 type Answer = Result<Vec<ParameterMap>, GeneratorError>;
 
-/// Wraps a generator with a time-to-live cache.
+/// The most answers kept at once.
+pub const MAX_ENTRIES: usize = 1024;
+/// The most bytes of answers (as JSON, with their keys) kept at once; an
+/// answer larger than a quarter of it is not kept at all.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Wraps a generator with a time-to-live cache, bounded in entries and bytes.
 #[derive(Debug)]
 pub struct Cached<G> {
     inner: G,
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// The sum of the entries' `bytes`.
+    bytes: usize,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     created: Instant,
     answer: Arc<OnceCell<Answer>>,
+    /// Counted once the answer is in.
+    bytes: usize,
+}
+
+impl State {
+    fn remove(&mut self, key: &str) {
+        if let Some(entry) = self.entries.remove(key) {
+            self.bytes -= entry.bytes;
+        }
+    }
+
+    /// Removes the oldest entry other than `keep`.
+    fn evict_oldest(&mut self, keep: &str) -> bool {
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(key, _)| key.as_str() != keep)
+            .min_by_key(|(_, entry)| entry.created)
+            .map(|(key, _)| key.clone());
+        match oldest {
+            Some(key) => {
+                self.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl<G: Generator> Cached<G> {
@@ -37,37 +77,77 @@ impl<G: Generator> Cached<G> {
         Self {
             inner,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The entry for `key`: the live one, or a new, empty one.
     fn entry(&self, key: &str) -> Entry {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
         let now = Instant::now();
-        if let Some(entry) = entries.get(key).filter(|e| now - e.created < self.ttl) {
+        if let Some(entry) = state
+            .entries
+            .get(key)
+            .filter(|e| now - e.created < self.ttl)
+        {
             return entry.clone();
         }
-        // Forget expired answers now and then, so memory stays bounded.
-        if entries.len() >= 1024 {
-            entries.retain(|_, e| now - e.created < self.ttl);
+        state.remove(key);
+        if state.entries.len() >= MAX_ENTRIES {
+            let expired: Vec<String> = state
+                .entries
+                .iter()
+                .filter(|(_, e)| now - e.created >= self.ttl)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in expired {
+                state.remove(&key);
+            }
         }
+        while state.entries.len() >= MAX_ENTRIES && state.evict_oldest(key) {}
         let entry = Entry {
             created: now,
             answer: Arc::new(OnceCell::new()),
+            bytes: 0,
         };
-        entries.insert(key.to_owned(), entry.clone());
+        state.entries.insert(key.to_owned(), entry.clone());
         entry
     }
 
-    fn forget(&self, key: &str, failed: &Entry) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries
+    /// Counts a finished entry's bytes, or forgets it (errors, answers too
+    /// large to keep), and evicts the oldest entries while over budget.
+    fn settle(&self, key: &str, settled: &Entry, answer: &Answer) {
+        let bytes = match answer {
+            Ok(sets) => serde_json::to_vec(sets).map_or(usize::MAX, |json| json.len() + key.len()),
+            Err(_) => usize::MAX,
+        };
+        let mut state = self.state();
+        let current = state
+            .entries
             .get(key)
-            .is_some_and(|e| Arc::ptr_eq(&e.answer, &failed.answer))
-        {
-            entries.remove(key);
+            .is_some_and(|e| Arc::ptr_eq(&e.answer, &settled.answer) && e.bytes == 0);
+        if !current {
+            return;
         }
+        if bytes > MAX_BYTES / 4 {
+            state.remove(key);
+            return;
+        }
+        if let Some(entry) = state.entries.get_mut(key) {
+            entry.bytes = bytes;
+        }
+        state.bytes += bytes;
+        while state.bytes > MAX_BYTES && state.evict_oldest(key) {}
+    }
+
+    /// How many answers and bytes are kept (for tests and diagnostics).
+    pub fn usage(&self) -> (usize, usize) {
+        let state = self.state();
+        (state.entries.len(), state.bytes)
     }
 }
 
@@ -87,9 +167,7 @@ impl<G: Generator> Generator for Cached<G> {
             .get_or_init(|| self.inner.generate(request))
             .await
             .clone();
-        if answer.is_err() {
-            self.forget(&key, &entry);
-        }
+        self.settle(&key, &entry, &answer);
         answer
     }
 }
@@ -190,6 +268,56 @@ mod tests {
             }
             assert_eq!(calls(&cache), 1);
         });
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_max_entries() {
+        actix_web::rt::System::new().block_on(async {
+            let cache = Cached::new(Echo, Duration::from_secs(600));
+            for i in 0..MAX_ENTRIES + 50 {
+                cache
+                    .generate(request(&format!("set-{i}"), json!({})))
+                    .await
+                    .unwrap();
+            }
+            let (entries, bytes) = cache.usage();
+            assert_eq!(entries, MAX_ENTRIES);
+            assert!(bytes > 0 && bytes <= MAX_BYTES);
+        });
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_max_bytes() {
+        actix_web::rt::System::new().block_on(async {
+            let cache = Cached::new(Echo, Duration::from_secs(600));
+            // Answers of about 1 MiB each: the budget keeps 16 of them.
+            let big = "x".repeat(1024 * 1024);
+            for i in 0..40 {
+                cache
+                    .generate(request(&format!("big-{i}"), json!({"pad": big})))
+                    .await
+                    .unwrap();
+                assert!(cache.usage().1 <= MAX_BYTES);
+            }
+            assert!(cache.usage().0 < 20);
+            // Larger than a quarter of the budget: answered, not kept.
+            let huge = "x".repeat(MAX_BYTES / 4 + 1);
+            let before = cache.usage();
+            cache
+                .generate(request("huge", json!({"pad": huge})))
+                .await
+                .unwrap();
+            assert_eq!(cache.usage(), before);
+        });
+    }
+
+    /// Answers at once with its parameters.
+    struct Echo;
+
+    impl Generator for Echo {
+        async fn generate(&self, request: GetParamsRequest) -> Answer {
+            Ok(vec![request.input.parameters])
+        }
     }
 
     #[test]

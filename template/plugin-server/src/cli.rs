@@ -4,13 +4,16 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::rt::signal::unix::{SignalKind, signal};
 
 use crate::auth::TokenStore;
 use crate::cache::Cached;
 use crate::config::Config;
 use crate::generator::Generator;
 use crate::server::Listeners;
-use crate::{healthcheck, preview, server};
+use crate::{healthcheck, memory, preview, server};
 
 /// What a project's `src/main.rs` tells the server about its plugin.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +113,7 @@ async fn serve<G: Generator>(
     let generator = new_generator()?;
     let listeners = Listeners::bind(&config)?;
     tokens.watch(config.token_reload_interval);
+    memory::trim_every(Duration::from_secs(5));
     log::info!(
         "listening on {}{} (token from {})",
         config.listen_addr,
@@ -133,8 +137,22 @@ async fn run<G: Generator>(
     tokens: Arc<TokenStore>,
     generator: G,
 ) -> Result<(), String> {
-    server::build(listeners, config, tokens, Arc::new(generator))
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())
+    let server =
+        server::build(listeners, config, tokens, Arc::new(generator)).map_err(|e| e.to_string())?;
+    // Both signals stop gracefully: Kubernetes sends SIGTERM, a terminal
+    // SIGINT. In-flight requests finish; idle connections are closed.
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+    ] {
+        let mut signals = signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))?;
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            if signals.recv().await.is_some() {
+                log::info!("{name} received: finishing in-flight requests, then stopping");
+                handle.stop(true).await;
+            }
+        });
+    }
+    server.await.map_err(|e| e.to_string())
 }

@@ -20,6 +20,14 @@ pub struct Config {
     pub token_file: PathBuf,
     /// `PLUGIN_MAX_BODY_BYTES`, default 1 MiB.
     pub max_body_bytes: usize,
+    /// `PLUGIN_MAX_PARAMETER_SETS`, default 10,000: a larger answer is a 500,
+    /// never a cut-off 2xx.
+    pub max_parameter_sets: usize,
+    /// `PLUGIN_MAX_REPLY_BYTES`, default 4 MiB: likewise for the reply's size.
+    pub max_reply_bytes: usize,
+    /// `PLUGIN_MAX_CONNECTIONS`, default 2,048: open connections at most
+    /// (shared among the workers); further clients wait in the backlog.
+    pub max_connections: usize,
     /// `PLUGIN_GENERATOR_TIMEOUT_SECS`, default 25: below the controller's 30 s,
     /// so the operator sees our message rather than a client timeout.
     pub generator_timeout: Duration,
@@ -48,6 +56,9 @@ impl Default for Config {
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_METRICS_PORT)),
             token_file: PathBuf::from("/var/run/argo/token"),
             max_body_bytes: 1024 * 1024,
+            max_parameter_sets: 10_000,
+            max_reply_bytes: 4 * 1024 * 1024,
+            max_connections: 2048,
             generator_timeout: Duration::from_secs(25),
             workers: None,
             cache_ttl: None,
@@ -97,6 +108,15 @@ impl Config {
         if let Some(bytes) = parse(&lookup, "PLUGIN_MAX_BODY_BYTES")? {
             config.max_body_bytes = bytes;
         }
+        if let Some(sets) = parse(&lookup, "PLUGIN_MAX_PARAMETER_SETS")? {
+            config.max_parameter_sets = sets;
+        }
+        if let Some(bytes) = parse(&lookup, "PLUGIN_MAX_REPLY_BYTES")? {
+            config.max_reply_bytes = bytes;
+        }
+        if let Some(connections) = parse(&lookup, "PLUGIN_MAX_CONNECTIONS")? {
+            config.max_connections = connections;
+        }
         if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_GENERATOR_TIMEOUT_SECS")? {
             config.generator_timeout = Duration::from_secs(secs);
         }
@@ -105,10 +125,18 @@ impl Config {
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
         if config.max_body_bytes == 0
+            || config.max_parameter_sets == 0
+            || config.max_reply_bytes == 0
+            || config.max_connections == 0
             || config.generator_timeout.is_zero()
             || config.workers == Some(0)
         {
-            return Err("PLUGIN_MAX_BODY_BYTES, PLUGIN_GENERATOR_TIMEOUT_SECS and PLUGIN_WORKERS must be above 0".into());
+            return Err(
+                "PLUGIN_MAX_BODY_BYTES, PLUGIN_MAX_PARAMETER_SETS, PLUGIN_MAX_REPLY_BYTES, \
+                        PLUGIN_MAX_CONNECTIONS, PLUGIN_GENERATOR_TIMEOUT_SECS and PLUGIN_WORKERS \
+                        must be above 0"
+                    .into(),
+            );
         }
         Ok(config)
     }

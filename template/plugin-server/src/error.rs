@@ -35,6 +35,16 @@ pub enum PluginError {
     GeneratorPanicked,
     /// The generator did not finish before the deadline.
     GeneratorTimeout(Duration),
+    /// The generator answered more parameter sets than allowed.
+    TooManyParameterSets {
+        count: usize,
+        limit: usize,
+    },
+    /// The reply would be larger than allowed.
+    ReplyTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl fmt::Display for PluginError {
@@ -61,6 +71,16 @@ impl fmt::Display for PluginError {
             Self::GeneratorPanicked => {
                 f.write_str("generator failed: it panicked (see the plugin's log)")
             }
+            Self::TooManyParameterSets { count, limit } => write!(
+                f,
+                "the generator answered {count} parameter sets, more than the limit of {limit} \
+                 (PLUGIN_MAX_PARAMETER_SETS)"
+            ),
+            Self::ReplyTooLarge { bytes, limit } => write!(
+                f,
+                "the reply would be {bytes} bytes, more than the limit of {limit} \
+                 (PLUGIN_MAX_REPLY_BYTES)"
+            ),
             Self::GeneratorTimeout(deadline) => {
                 write!(
                     f,
@@ -87,7 +107,9 @@ impl ResponseError for PluginError {
                 ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
                 ErrorKind::Failed => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::GeneratorPanicked => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::GeneratorPanicked
+            | Self::TooManyParameterSets { .. }
+            | Self::ReplyTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::GeneratorTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -15,8 +15,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::error::PluginError;
-use crate::protocol::{GetParamsRequest, ParameterMap};
+use crate::protocol::{GetParamsRequest, GetParamsResponse, ParameterMap};
 
 /// Turns one request from the ApplicationSet controller into parameter sets.
 ///
@@ -118,8 +119,29 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
+/// The reply body for `sets`, within the configured limits: a larger answer
+/// is an error (a 500), never a truncated list.
+pub fn reply(sets: Vec<ParameterMap>, config: &Config) -> Result<Vec<u8>, PluginError> {
+    if sets.len() > config.max_parameter_sets {
+        return Err(PluginError::TooManyParameterSets {
+            count: sets.len(),
+            limit: config.max_parameter_sets,
+        });
+    }
+    warn_about_reserved_keys(&sets);
+    let body = serde_json::to_vec(&GetParamsResponse::new(sets))
+        .map_err(|e| PluginError::Generator(GeneratorError::failed(e.to_string())))?;
+    if body.len() > config.max_reply_bytes {
+        return Err(PluginError::ReplyTooLarge {
+            bytes: body.len(),
+            limit: config.max_reply_bytes,
+        });
+    }
+    Ok(body)
+}
+
 /// Warns when a generator returns keys Argo CD overwrites.
-pub fn warn_about_reserved_keys(sets: &[ParameterMap]) {
+fn warn_about_reserved_keys(sets: &[ParameterMap]) {
     for key in ["generator", "values"] {
         if sets.iter().any(|set| set.contains_key(key)) {
             log::warn!(

@@ -1,20 +1,35 @@
 //! The HTTP endpoints: `POST /api/v1/getparams.execute`, the probes, and JSON
 //! errors for everything else.
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::auth::TokenStore;
 use crate::config::Config;
 use crate::error::PluginError;
 use crate::generator::{self, Generator};
-use crate::protocol::{GetParamsRequest, GetParamsResponse};
+use crate::protocol::GetParamsRequest;
 
 /// The path the ApplicationSet controller posts to.
 pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
 
-/// The ApplicationSet a request came from, recorded for the access log.
+/// The ApplicationSet a request came from, recorded for the access log and
+/// the metrics: at most [`ApplicationSetName::MAX_LEN`] bytes (Kubernetes
+/// names are no longer), as the client sent it. Escape it before logging.
 #[derive(Debug, Clone)]
 pub struct ApplicationSetName(pub String);
+
+impl ApplicationSetName {
+    pub const MAX_LEN: usize = 253;
+
+    pub fn new(name: &str) -> Self {
+        let mut end = name.len().min(Self::MAX_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self(name[..end].to_owned())
+    }
+}
 
 pub fn routes<G: Generator>(config: &mut web::ServiceConfig) {
     config
@@ -51,11 +66,13 @@ async fn get_params<G: Generator>(
         .map_err(|error| PluginError::BadRequest(error.to_string()))?;
     request
         .extensions_mut()
-        .insert(ApplicationSetName(params.application_set_name.clone()));
+        .insert(ApplicationSetName::new(&params.application_set_name));
 
     let sets = generator::run(generator.get_ref(), params, config.generator_timeout).await?;
-    generator::warn_about_reserved_keys(&sets);
-    Ok(HttpResponse::Ok().json(GetParamsResponse::new(sets)))
+    let body = generator::reply(sets, &config)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 async fn read_body(

@@ -17,6 +17,7 @@ pub mod error;
 pub mod generator;
 pub mod handlers;
 pub mod healthcheck;
+pub mod memory;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod preview;

@@ -1,6 +1,11 @@
-//! Prometheus metrics at `GET /metrics`: request counts and latency
-//! histograms by ApplicationSet and status, in the text exposition format.
-//! No client library: a few counters behind a mutex are all a plugin needs.
+//! Prometheus metrics at `GET /metrics`: request counts by ApplicationSet
+//! and status, and latency histograms by status, in the text exposition
+//! format. No client library: a few counters behind a mutex are all a
+//! plugin needs.
+//!
+//! Bounded whatever clients send: at most [`MAX_APPLICATION_SETS`]
+//! ApplicationSet label values (the rest are counted under [`OTHER`]), each
+//! at most [`MAX_LABEL_LEN`] bytes; latency is by status alone.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -18,14 +23,28 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 25.0,
 ];
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// By ApplicationSet, then status: looked up by `&str`, so a request
-    /// allocates only for an ApplicationSet never seen before.
-    series: Mutex<BTreeMap<String, BTreeMap<u16, Histogram>>>,
+/// The most ApplicationSet label values kept.
+pub const MAX_APPLICATION_SETS: usize = 200;
+/// The label value counting every ApplicationSet beyond the first
+/// [`MAX_APPLICATION_SETS`].
+pub const OTHER: &str = "__other__";
+/// The longest ApplicationSet label value, in bytes; longer names are cut.
+pub const MAX_LABEL_LEN: usize = 100;
+
+#[derive(Debug, Default, Clone)]
+struct Series {
+    /// Requests by ApplicationSet, then status: looked up by `&str`, so a
+    /// request allocates only for an ApplicationSet never seen before.
+    counts: BTreeMap<String, BTreeMap<u16, u64>>,
+    latency: BTreeMap<u16, Histogram>,
 }
 
 #[derive(Debug, Default)]
+pub struct Metrics {
+    series: Mutex<Series>,
+}
+
+#[derive(Debug, Default, Clone)]
 struct Histogram {
     buckets: [u64; BUCKETS.len()],
     count: u64,
@@ -36,12 +55,20 @@ impl Metrics {
     /// Records one `getparams` request.
     pub fn record(&self, application_set: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
+        let label = truncate(application_set);
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let by_status = match series.get_mut(application_set) {
-            Some(by_status) => by_status,
-            None => series.entry(application_set.to_owned()).or_default(),
+        let key = if series.counts.contains_key(label) || series.counts.len() < MAX_APPLICATION_SETS
+        {
+            label
+        } else {
+            OTHER
         };
-        let histogram = by_status.entry(status).or_default();
+        let by_status = match series.counts.get_mut(key) {
+            Some(by_status) => by_status,
+            None => series.counts.entry(key.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
+        let histogram = series.latency.entry(status).or_default();
         histogram.count += 1;
         histogram.sum += seconds;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
@@ -51,27 +78,32 @@ impl Metrics {
         }
     }
 
-    /// The metrics in Prometheus' text format.
+    /// The metrics in Prometheus' text format, rendered from a copy so that
+    /// requests never wait for a scrape.
     pub fn render(&self) -> String {
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut out = String::new();
         out.push_str(
             "# HELP plugin_requests_total getparams requests by ApplicationSet and status.\n",
         );
         out.push_str("# TYPE plugin_requests_total counter\n");
-        let all = || {
-            series.iter().flat_map(|(application_set, by_status)| {
-                by_status
-                    .iter()
-                    .map(move |(status, histogram)| (labels(application_set, *status), histogram))
-            })
-        };
-        for (labels, histogram) in all() {
-            let _ = writeln!(out, "plugin_requests_total{{{labels}}} {}", histogram.count);
+        for (application_set, by_status) in &series.counts {
+            let application_set = escape(application_set);
+            for (status, count) in by_status {
+                let _ = writeln!(
+                    out,
+                    "plugin_requests_total{{application_set=\"{application_set}\",status=\"{status}\"}} {count}"
+                );
+            }
         }
-        out.push_str("# HELP plugin_request_duration_seconds getparams latency by ApplicationSet and status.\n");
+        out.push_str("# HELP plugin_request_duration_seconds getparams latency by status.\n");
         out.push_str("# TYPE plugin_request_duration_seconds histogram\n");
-        for (labels, histogram) in all() {
+        for (status, histogram) in &series.latency {
+            let labels = format!("status=\"{status}\"");
             for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
@@ -98,12 +130,21 @@ impl Metrics {
     }
 }
 
-fn labels(application_set: &str, status: u16) -> String {
-    let escaped = application_set
+/// At most [`MAX_LABEL_LEN`] bytes, cut on a character boundary.
+fn truncate(name: &str) -> &str {
+    let mut end = name.len().min(MAX_LABEL_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("application_set=\"{escaped}\",status=\"{status}\"")
+        .replace('\n', "\\n")
 }
 
 /// Records a finished `getparams` request, from the access log middleware.
@@ -136,29 +177,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_and_buckets() {
+    fn counts_by_application_set_and_latency_by_status() {
         let metrics = Metrics::default();
         metrics.record("shop", 200, Duration::from_millis(3));
         metrics.record("shop", 200, Duration::from_millis(30));
-        metrics.record("a\"b", 500, Duration::from_secs(30));
+        metrics.record("a\"b\nc", 500, Duration::from_secs(30));
         let text = metrics.render();
         assert!(
             text.contains("plugin_requests_total{application_set=\"shop\",status=\"200\"} 2\n")
         );
         assert!(
-            text.contains("plugin_requests_total{application_set=\"a\\\"b\",status=\"500\"} 1\n")
+            text.contains(
+                "plugin_requests_total{application_set=\"a\\\"b\\nc\",status=\"500\"} 1\n"
+            )
         );
-        assert!(text.contains(
-            "plugin_request_duration_seconds_bucket{application_set=\"shop\",status=\"200\",le=\"0.005\"} 1\n"
-        ));
-        assert!(text.contains(
-            "plugin_request_duration_seconds_bucket{application_set=\"shop\",status=\"200\",le=\"0.05\"} 2\n"
-        ));
-        assert!(text.contains(
-            "plugin_request_duration_seconds_bucket{application_set=\"a\\\"b\",status=\"500\",le=\"25\"} 0\n"
-        ));
-        assert!(text.contains(
-            "plugin_request_duration_seconds_count{application_set=\"a\\\"b\",status=\"500\"} 1\n"
-        ));
+        assert!(
+            text.contains(
+                "plugin_request_duration_seconds_bucket{status=\"200\",le=\"0.005\"} 1\n"
+            )
+        );
+        assert!(
+            text.contains("plugin_request_duration_seconds_bucket{status=\"200\",le=\"0.05\"} 2\n")
+        );
+        assert!(
+            text.contains("plugin_request_duration_seconds_bucket{status=\"500\",le=\"25\"} 0\n")
+        );
+        assert!(text.contains("plugin_request_duration_seconds_count{status=\"500\"} 1\n"));
+    }
+
+    #[test]
+    fn application_sets_beyond_the_cap_share_one_series_and_names_are_cut() {
+        let metrics = Metrics::default();
+        for i in 0..MAX_APPLICATION_SETS + 100 {
+            metrics.record(&format!("set-{i}"), 200, Duration::from_millis(1));
+        }
+        metrics.record("set-0", 200, Duration::from_millis(1));
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|line| line.starts_with("plugin_requests_total{"))
+            .count();
+        assert_eq!(series, MAX_APPLICATION_SETS + 1);
+        assert!(text.contains(&format!(
+            "plugin_requests_total{{application_set=\"{OTHER}\",status=\"200\"}} 100\n"
+        )));
+        assert!(
+            text.contains("plugin_requests_total{application_set=\"set-0\",status=\"200\"} 2\n")
+        );
+
+        let metrics = Metrics::default();
+        metrics.record(&"é".repeat(200), 200, Duration::from_millis(1));
+        let label = format!("application_set=\"{}\"", "é".repeat(MAX_LABEL_LEN / 2));
+        assert!(metrics.render().contains(&label));
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::cli::Plugin;
 use crate::config::Config;
 use crate::generator::{self, Generator};
-use crate::protocol::{GetParamsRequest, GetParamsResponse};
+use crate::protocol::GetParamsRequest;
 
 pub const HELP: &str = "preview runs the generator once and prints the reply Argo CD would receive:
   PARAMETERS            input.parameters as a JSON object, e.g. '{\"environments\":[\"dev\"]}'
@@ -39,11 +39,12 @@ pub fn run<G: Generator>(
         parsed,
         config.generator_timeout,
     ));
-    match answer {
-        Ok(sets) => {
-            generator::warn_about_reserved_keys(&sets);
-            let reply = serde_json::to_string_pretty(&GetParamsResponse::new(sets))
-                .map_err(|e| e.to_string())?;
+    match answer.and_then(|sets| generator::reply(sets, &config)) {
+        Ok(body) => {
+            // Pretty, for people; the same reply the server sends.
+            let reply: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let reply = serde_json::to_string_pretty(&reply).map_err(|e| e.to_string())?;
             println!("{reply}");
             Ok(())
         }

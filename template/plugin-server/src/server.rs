@@ -50,15 +50,19 @@ impl Listeners {
 struct MetricsAddr(Option<SocketAddr>);
 
 /// Builds the server on bound listeners. Await the returned [`Server`] to
-/// run it; it stops gracefully on SIGTERM or SIGINT, letting in-flight
-/// requests finish.
+/// run it; stop it with its handle (`cli` does on SIGTERM and SIGINT),
+/// which lets in-flight requests finish and closes idle connections.
 pub fn build<G: Generator>(
     listeners: Listeners,
     config: Config,
     tokens: Arc<TokenStore>,
     generator: Arc<G>,
 ) -> io::Result<Server> {
-    let workers = config.workers;
+    let workers = config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // actix counts connections per worker.
+    let max_connections = config.max_connections.div_ceil(workers).max(1);
     let header_timeout = config.header_timeout;
     let keep_alive = config.keep_alive;
     let shutdown_timeout = config.shutdown_timeout();
@@ -87,16 +91,17 @@ pub fn build<G: Generator>(
             .wrap(from_fn(access_log))
             .configure(handlers::routes::<G>)
     })
+    .workers(workers)
+    .max_connections(max_connections)
     .client_request_timeout(header_timeout)
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(keep_alive)
     .shutdown_timeout(shutdown_timeout.as_secs())
+    // SIGTERM and SIGINT are handled in `cli`: both stop gracefully.
+    .disable_signals()
     .listen(listeners.plugin)?;
     if let Some(listener) = listeners.metrics {
         server = server.listen(listener)?;
-    }
-    if let Some(workers) = workers {
-        server = server.workers(workers);
     }
     Ok(server.run())
 }
@@ -137,12 +142,14 @@ async fn access_log(
         log::Level::Info
     };
     if log::log_enabled!(level) {
+        // What clients send is escaped, so it cannot forge a log line.
         let application_set = response
             .request()
             .extensions()
             .get::<ApplicationSetName>()
-            .map(|name| name.0.clone())
+            .map(|name| name.0.escape_debug().to_string())
             .unwrap_or_else(|| "-".into());
+        let path = path.escape_debug();
         let error = response
             .response()
             .error()

@@ -421,3 +421,33 @@ fn parameter_values_of_every_json_type_reach_the_generator() {
         Value::from(vec![parameters])
     );
 }
+
+#[test]
+fn answers_over_the_output_limits_are_500_never_a_cut_off_list() {
+    let server = TestServer::start_with(Scripted, |config| {
+        config.max_parameter_sets = 2;
+        config.max_reply_bytes = 200;
+    });
+    let sets = |n: usize, pad: usize| {
+        let sets: Vec<Value> = (0..n)
+            .map(|i| json!({"i": i, "pad": "x".repeat(pad)}))
+            .collect();
+        request_body("shop", json!({"sets": sets}))
+    };
+    assert_eq!(server.post(Some(TOKEN), &sets(2, 1)).status, 200);
+    let many = server.post(Some(TOKEN), &sets(3, 1));
+    assert_eq!(many.status, 500);
+    assert!(
+        many.message().contains("3 parameter sets")
+            && many.message().contains("PLUGIN_MAX_PARAMETER_SETS"),
+        "{}",
+        many.message()
+    );
+    let large = server.post(Some(TOKEN), &sets(1, 300));
+    assert_eq!(large.status, 500);
+    assert!(
+        large.message().contains("PLUGIN_MAX_REPLY_BYTES"),
+        "{}",
+        large.message()
+    );
+}

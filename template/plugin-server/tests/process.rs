@@ -87,6 +87,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `command`, which must fail to start (exit code 1); its error output.
+fn refused(command: &mut Command) -> String {
+    let output = run_to_exit(command);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    stderr(&output)
+}
+
 /// Starts the plugin and waits until it answers its liveness probe.
 fn start(token_file: &std::path::Path) -> (Child, SocketAddr) {
     let addr = free_port();
@@ -108,8 +115,12 @@ fn start(token_file: &std::path::Path) -> (Child, SocketAddr) {
 }
 
 fn terminate(child: &Child) {
+    signal(child, "-TERM");
+}
+
+fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -119,9 +130,7 @@ fn terminate(child: &Child) {
 fn refuses_to_start_without_a_token_file() {
     let dir = TempDir::new();
     let missing = dir.path().join("no-such-token");
-    let output = run_to_exit(&mut plugin(&[], &missing, free_port()));
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
+    let message = refused(&mut plugin(&[], &missing, free_port()));
     assert!(
         message.contains(&missing.display().to_string()),
         "{message}"
@@ -133,9 +142,7 @@ fn refuses_to_start_without_a_token_file() {
 fn refuses_to_start_with_an_empty_token_file() {
     let dir = TempDir::new();
     let empty = dir.file("token", " \n");
-    let output = run_to_exit(&mut plugin(&[], &empty, free_port()));
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
+    let message = refused(&mut plugin(&[], &empty, free_port()));
     assert!(message.contains("is empty"), "{message}");
     assert!(message.contains(&empty.display().to_string()), "{message}");
 }
@@ -144,36 +151,28 @@ fn refuses_to_start_with_an_empty_token_file() {
 fn refuses_to_start_with_invalid_settings() {
     let dir = TempDir::new();
     let token = dir.file("token", TOKEN);
-    let output = run_to_exit(plugin(&[], &token, free_port()).env("PLUGIN_MAX_BODY_BYTES", "lots"));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("PLUGIN_MAX_BODY_BYTES"),
-        "{}",
-        stderr(&output)
-    );
+    let message = refused(plugin(&[], &token, free_port()).env("PLUGIN_MAX_BODY_BYTES", "lots"));
+    assert!(message.contains("PLUGIN_MAX_BODY_BYTES"), "{message}");
 }
 
 #[test]
 fn a_generator_that_cannot_be_set_up_stops_the_plugin_with_its_message() {
     let dir = TempDir::new();
     let token = dir.file("token", TOKEN);
-    let output = run_to_exit(
+    let message = refused(
         plugin(&[], &token, free_port()).env("TEST_GENERATOR_FAILS", "UPSTREAM_URL is not set"),
     );
-    assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("cannot set up the generator: UPSTREAM_URL is not set"),
-        "{}",
-        stderr(&output)
+        message.contains("cannot set up the generator: UPSTREAM_URL is not set"),
+        "{message}"
     );
 }
 
 #[test]
 fn unknown_commands_are_refused_with_the_usage() {
     let dir = TempDir::new();
-    let output = run_to_exit(&mut plugin(&["serv"], &dir.path().join("t"), free_port()));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("usage:"), "{}", stderr(&output));
+    let message = refused(&mut plugin(&["serv"], &dir.path().join("t"), free_port()));
+    assert!(message.contains("usage:"), "{message}");
 }
 
 #[test]
@@ -197,6 +196,101 @@ fn finishes_in_flight_requests_on_sigterm_and_exits_0() {
 
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn sigint_stops_as_gracefully_as_sigterm() {
+    let dir = TempDir::new();
+    let token = dir.file("token", &format!("{TOKEN}\n"));
+    let (mut child, addr) = start(&token);
+    let request = controller_request(Some(TOKEN), &request_body("shop", json!({"sleep_ms": 500})));
+    let mut stream = connect(addr);
+    stream.write_all(&request).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "-INT");
+    let response = read_response(&mut stream).expect("the in-flight request is answered");
+    assert_eq!(response.status, 200);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{log}");
+    assert!(
+        log.contains("SIGINT received: finishing in-flight requests"),
+        "{log}"
+    );
+    assert!(!log.contains("forced shutdown"), "{log}");
+}
+
+#[test]
+fn what_clients_send_cannot_forge_a_log_line() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let (mut child, addr) = start(&token);
+    let forged = "shop\n[2026-01-01T00:00:00Z INFO  plugin_server::server] POST /forged 200";
+    let body = serde_json::json!({"applicationSetName": forged, "input": {}}).to_string();
+    assert_eq!(
+        exchange(addr, &controller_request(Some(TOKEN), &body)).status,
+        200
+    );
+    terminate(&child);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(
+        !log.lines().any(|line| line.starts_with("[2026-01-01")),
+        "{log}"
+    );
+    assert!(log.contains("applicationSet=shop\\n[2026"), "{log}");
+}
+
+#[test]
+fn an_unresolved_argo_cd_token_reference_is_diagnosed_once_without_its_value() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let (mut child, addr) = start(&token);
+    for _ in 0..3 {
+        let reply = exchange(
+            addr,
+            &controller_request(Some("$team-secret:plugin.token"), "{}"),
+        );
+        assert_eq!(reply.status, 403);
+    }
+    terminate(&child);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.wait().unwrap();
+    let warnings = log.matches("could not resolve the token reference").count();
+    assert_eq!(warnings, 1, "{log}");
+    assert!(log.contains("app.kubernetes.io/part-of: argocd"), "{log}");
+    assert!(
+        !log.contains("team-secret") && !log.contains("plugin.token"),
+        "{log}"
+    );
+}
+
+#[test]
+fn token_files_no_header_can_carry_are_refused_at_start_up() {
+    for (content, reason) in [("\u{a0}", "non-ASCII"), ("\x0b\x0c\n", "control")] {
+        let dir = TempDir::new();
+        let token = dir.file("token", content);
+        let message = refused(&mut plugin(&[], &token, free_port()));
+        assert!(message.contains(reason), "{content:?}: {message}");
+        assert!(message.contains(&token.display().to_string()), "{message}");
+    }
 }
 
 #[test]
