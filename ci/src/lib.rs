@@ -56,6 +56,14 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A stable 64-bit hash (FNV-1a): the same bytes give the same value on
+/// every machine and in every version of Rust.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Where every rendered project builds, so dependencies compile once.
 pub fn rendered_target_dir() -> PathBuf {
     repo_root().join("target").join("rendered")

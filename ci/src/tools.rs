@@ -25,7 +25,11 @@ pub fn python_tool(name: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("locking {}: {e}", dir.display()))?;
 
     // Reinstall when the pins change.
-    let marker = dir.join(format!("installed-{:016x}", fnv1a(REQUIREMENTS.as_bytes())));
+    // The marker's name follows the requirements' content.
+    let marker = dir.join(format!(
+        "installed-{:016x}",
+        crate::fnv1a(REQUIREMENTS.as_bytes())
+    ));
     if !marker.exists() {
         let requirements = dir.join("requirements.txt");
         std::fs::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
@@ -41,13 +45,6 @@ pub fn python_tool(name: &str) -> Result<PathBuf, String> {
         std::fs::write(&marker, "").map_err(|e| e.to_string())?;
     }
     Ok(venv.join("bin").join(name))
-}
-
-/// A stable hash, so the marker name follows the requirements' content.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// `cargo deny`, built from crates.io on first use into `target/ci-tools/`.

@@ -37,23 +37,19 @@ fn inputs(repo: &Path) -> Vec<PathBuf> {
 /// own version line left out.
 pub fn stamp(repo: &Path) -> Result<String, String> {
     let record = Path::new("template").join(RECORD);
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &byte in bytes {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut all = Vec::new();
     for file in inputs(repo) {
         let mut content =
             std::fs::read(repo.join(&file)).map_err(|e| format!("{}: {e}", file.display()))?;
         if file == record {
             content = without_version(&String::from_utf8_lossy(&content)).into_bytes();
         }
-        feed(file.to_string_lossy().as_bytes());
-        feed(&[0]);
-        feed(&content);
-        feed(&[0]);
+        all.extend_from_slice(file.to_string_lossy().as_bytes());
+        all.push(0);
+        all.extend_from_slice(&content);
+        all.push(0);
     }
+    let hash = crate::fnv1a(&all);
     Ok(format!("{hash:016x}"))
 }
 
