@@ -272,7 +272,8 @@ fn upgrade(args: &[String]) -> ExitCode {
             }
             Ok(Some(commits)) => {
                 println!(
-                    "{} is behind the template by {commits} commit(s) that change it;                      upgrade with: cargo run -p template-ci -- upgrade {}",
+                    "{} is behind the template by {commits} commit(s) that change it; \
+                     upgrade with: cargo run -p template-ci -- upgrade {}",
                     project.display(),
                     project.display()
                 );
@@ -315,7 +316,7 @@ fn upgrade(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         println!(
-            "{} conflict(s), marked <<<<<<< yours / ======= / >>>>>>> template now in: {}
+            "{} conflict(s), marked <<<<<<< yours / ======= / >>>>>>> template now in: {}\n\
              resolve them, run `cargo test`, commit",
             conflicts.len(),
             conflicts.join(", ")

@@ -64,7 +64,8 @@ impl fmt::Display for TokenError {
             ),
             Self::Unusable { path, line, reason } => write!(
                 f,
-                "the token on line {line} of {} {reason}: an Authorization header cannot carry                  it as it is. Use printable ASCII only (deploy/token.sh makes hex tokens)",
+                "the token on line {line} of {} {reason}: an Authorization header cannot carry \
+                 it as it is. Use printable ASCII only (deploy/token.sh makes hex tokens)",
                 path.display()
             ),
         }
