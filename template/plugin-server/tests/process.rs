@@ -118,6 +118,19 @@ fn terminate(child: &Child) {
     signal(child, "-TERM");
 }
 
+/// Sends `signal`, waits for the exit; its status and everything it logged.
+fn stop(mut child: Child, signal_name: &str) -> (std::process::ExitStatus, String) {
+    signal(&child, signal_name);
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut log)
+        .expect("reading the log");
+    (child.wait().expect("waiting for the plugin"), log)
+}
+
 fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -202,22 +215,16 @@ fn finishes_in_flight_requests_on_sigterm_and_exits_0() {
 fn sigint_stops_as_gracefully_as_sigterm() {
     let dir = TempDir::new();
     let token = dir.file("token", &format!("{TOKEN}\n"));
-    let (mut child, addr) = start(&token);
+    let (child, addr) = start(&token);
     let request = controller_request(Some(TOKEN), &request_body("shop", json!({"sleep_ms": 500})));
     let mut stream = connect(addr);
     stream.write_all(&request).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    signal(&child, "-INT");
+    let stopping = std::thread::spawn(move || stop(child, "-INT"));
     let response = read_response(&mut stream).expect("the in-flight request is answered");
     assert_eq!(response.status, 200);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{log}");
+    let (status, log) = stopping.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
     assert!(
         log.contains("SIGINT received: finishing in-flight requests"),
         "{log}"
@@ -229,22 +236,14 @@ fn sigint_stops_as_gracefully_as_sigterm() {
 fn what_clients_send_cannot_forge_a_log_line() {
     let dir = TempDir::new();
     let token = dir.file("token", TOKEN);
-    let (mut child, addr) = start(&token);
+    let (child, addr) = start(&token);
     let forged = "shop\n[2026-01-01T00:00:00Z INFO  plugin_server::server] POST /forged 200";
     let body = serde_json::json!({"applicationSetName": forged, "input": {}}).to_string();
     assert_eq!(
         exchange(addr, &controller_request(Some(TOKEN), &body)).status,
         200
     );
-    terminate(&child);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    child.wait().unwrap();
+    let (_, log) = stop(child, "-TERM");
     assert!(
         !log.lines().any(|line| line.starts_with("[2026-01-01")),
         "{log}"
@@ -256,7 +255,7 @@ fn what_clients_send_cannot_forge_a_log_line() {
 fn an_unresolved_argo_cd_token_reference_is_diagnosed_once_without_its_value() {
     let dir = TempDir::new();
     let token = dir.file("token", TOKEN);
-    let (mut child, addr) = start(&token);
+    let (child, addr) = start(&token);
     for _ in 0..3 {
         let reply = exchange(
             addr,
@@ -264,15 +263,7 @@ fn an_unresolved_argo_cd_token_reference_is_diagnosed_once_without_its_value() {
         );
         assert_eq!(reply.status, 403);
     }
-    terminate(&child);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    child.wait().unwrap();
+    let (_, log) = stop(child, "-TERM");
     let warnings = log.matches("could not resolve the token reference").count();
     assert_eq!(warnings, 1, "{log}");
     assert!(log.contains("app.kubernetes.io/part-of: argocd"), "{log}");
@@ -297,7 +288,7 @@ fn token_files_no_header_can_carry_are_refused_at_start_up() {
 fn logs_one_line_per_request_and_never_the_token() {
     let dir = TempDir::new();
     let token = dir.file("token", TOKEN);
-    let (mut child, addr) = start(&token);
+    let (child, addr) = start(&token);
     let ok = exchange(
         addr,
         &controller_request(Some(TOKEN), &request_body("shop", json!({}))),
@@ -305,15 +296,8 @@ fn logs_one_line_per_request_and_never_the_token() {
     assert_eq!(ok.status, 200);
     let denied = exchange(addr, &controller_request(Some("guess"), "{}"));
     assert_eq!(denied.status, 403);
-    terminate(&child);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let (status, log) = stop(child, "-TERM");
+    assert!(status.success(), "{log}");
 
     let lines: Vec<&str> = log
         .lines()
