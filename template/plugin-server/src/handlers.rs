@@ -23,12 +23,17 @@ impl ApplicationSetName {
     pub const MAX_LEN: usize = 253;
 
     pub fn new(name: &str) -> Self {
-        let mut end = name.len().min(Self::MAX_LEN);
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self(name[..end].to_owned())
+        Self(cut(name, Self::MAX_LEN).to_owned())
     }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 pub fn routes<G: Generator>(config: &mut web::ServiceConfig) {

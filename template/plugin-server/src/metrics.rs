@@ -16,7 +16,7 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpMessage, HttpResponse, web};
 
-use crate::handlers::{ApplicationSetName, GET_PARAMS_PATH};
+use crate::handlers::{ApplicationSetName, GET_PARAMS_PATH, cut};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -55,7 +55,7 @@ impl Metrics {
     /// Records one `getparams` request.
     pub fn record(&self, application_set: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        let label = truncate(application_set);
+        let label = cut(application_set, MAX_LABEL_LEN);
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let key = if series.counts.contains_key(label) || series.counts.len() < MAX_APPLICATION_SETS
         {
@@ -128,15 +128,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// At most [`MAX_LABEL_LEN`] bytes, cut on a character boundary.
-fn truncate(name: &str) -> &str {
-    let mut end = name.len().min(MAX_LABEL_LEN);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
 }
 
 /// A label value as the text format wants it.
