@@ -37,9 +37,9 @@ pub struct Config {
     pub cache_ttl: Option<Duration>,
     /// How often the token file is re-read.
     pub token_reload_interval: Duration,
-    /// Time allowed to receive a connection's first request. actix-web's
-    /// timer keeps running while the body arrives and answers with an empty
-    /// 408, so it stays above `body_timeout`.
+    /// Time allowed to receive a request head: a connection's first from
+    /// its opening (actix-http answers an empty 408), every later one from
+    /// its first byte (`connection.rs` closes the connection).
     pub header_timeout: Duration,
     /// Time allowed to receive the request body; answered with a JSON 408.
     pub body_timeout: Duration,

@@ -64,7 +64,7 @@ async fn get_params<G: Generator>(
     generator: web::Data<G>,
 ) -> Result<HttpResponse, PluginError> {
     // Authenticate before reading a single byte of the body.
-    tokens.authorize(&request)?;
+    tokens.authorize(request.headers())?;
     let body = read_body(&request, payload, &config).await?;
     // Whatever the Content-Type: `curl -d` sends form encoding.
     let params: GetParamsRequest = serde_json::from_slice(&body)
@@ -118,6 +118,6 @@ async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, PluginE
     Err(PluginError::MethodNotAllowed { allow })
 }
 
-async fn not_found() -> Result<HttpResponse, PluginError> {
+pub(crate) async fn not_found() -> Result<HttpResponse, PluginError> {
     Err(PluginError::NotFound)
 }

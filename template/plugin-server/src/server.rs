@@ -2,21 +2,32 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_http::body::BoxBody;
+use actix_http::error::DispatchError;
+use actix_http::{Extensions, HttpService, Request, Response};
+use actix_server::{GracefulShutdownSignal, Server, ServerServiceFactory};
+use actix_service::{
+    IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpMessage, ResponseError, web};
 
 use crate::auth::TokenStore;
 use crate::config::Config;
-use crate::error::PluginError;
+use crate::connection::{Connection, Connections, Guarded, Timeouts};
 use crate::generator::Generator;
 use crate::handlers::{self, ApplicationSetName};
 #[cfg(feature = "metrics")]
 use crate::metrics;
+use crate::request_body::{HeldBody, SharedPayload};
 
 /// The sockets the server serves: the plugin's, and (with the `metrics`
 /// feature) a separate one for `GET /metrics`, so that a NetworkPolicy can
@@ -45,13 +56,13 @@ impl Listeners {
     }
 }
 
-/// The metrics socket's address, to tell its requests from the plugin's.
-#[derive(Debug, Clone, Copy)]
-struct MetricsAddr(Option<SocketAddr>);
+/// Connections of the metrics socket per worker: Prometheus needs one.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// Builds the server on bound listeners. Await the returned [`Server`] to
-/// run it; stop it with its handle (`cli` does on SIGTERM and SIGINT),
-/// which lets in-flight requests finish and closes idle connections.
+/// run it; stop it with its handle (`cli` does on SIGTERM and SIGINT), which
+/// lets in-flight requests finish with `Connection: close` and closes idle
+/// connections.
 pub fn build<G: Generator>(
     listeners: Listeners,
     config: Config,
@@ -61,65 +72,197 @@ pub fn build<G: Generator>(
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    // actix counts connections per worker.
-    let max_connections = config.max_connections.div_ceil(workers).max(1);
-    let header_timeout = config.header_timeout;
-    let keep_alive = config.keep_alive;
-    let shutdown_timeout = config.shutdown_timeout();
+    // Caps are per worker thread.
+    let plugin_cap = config.max_connections.div_ceil(workers).max(1);
+    let limits = Limits {
+        timeouts: Timeouts {
+            header: config.header_timeout,
+            keep_alive: config.keep_alive,
+            request: config.body_timeout + config.generator_timeout + config.header_timeout,
+        },
+        cap: plugin_cap,
+    };
+    let builder = Server::build()
+        .workers(workers)
+        // Above the caps: shed connections still count until they are gone.
+        .max_concurrent_connections(plugin_cap + plugin_cap / 4 + 2 * METRICS_CONNECTIONS)
+        .shutdown_timeout(config.shutdown_timeout().as_secs())
+        // SIGTERM and SIGINT are handled in `cli`: both stop gracefully.
+        .disable_signals();
+    let shutdown = builder.graceful_shutdown_signal();
 
+    let metrics_listener = listeners.metrics;
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
-    let metrics_addr = match &listeners.metrics {
-        Some(listener) => Some(listener.local_addr()?),
-        None => None,
-    };
-    let metrics_addr = web::Data::new(MetricsAddr(metrics_addr));
     #[cfg(feature = "metrics")]
     let metrics = web::Data::new(metrics::Metrics::default());
-    let mut server = HttpServer::new(move || {
-        let app = App::new()
-            .app_data(config.clone())
-            .app_data(tokens.clone())
-            .app_data(generator.clone())
-            .app_data(metrics_addr.clone());
+
+    let plugin_app = {
+        let (config, tokens) = (config.clone(), tokens.clone());
         #[cfg(feature = "metrics")]
-        let app = app
-            .app_data(metrics.clone())
-            .route("/metrics", web::get().to(metrics::endpoint));
-        app.wrap(from_fn(by_listener))
-            .wrap(from_fn(access_log))
-            .configure(handlers::routes::<G>)
-    })
-    .workers(workers)
-    .max_connections(max_connections)
-    .client_request_timeout(header_timeout)
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .keep_alive(keep_alive)
-    .shutdown_timeout(shutdown_timeout.as_secs())
-    // SIGTERM and SIGINT are handled in `cli`: both stop gracefully.
-    .disable_signals()
-    .listen(listeners.plugin)?;
-    if let Some(listener) = listeners.metrics {
-        server = server.listen(listener)?;
-    }
-    Ok(server.run())
+        let metrics = metrics.clone();
+        move || {
+            let app = App::new()
+                .app_data(config.clone())
+                .app_data(tokens.clone())
+                .app_data(generator.clone());
+            #[cfg(feature = "metrics")]
+            let app = app.app_data(metrics.clone());
+            app.configure(handlers::routes::<G>)
+                .wrap(from_fn(access_log))
+                .wrap(from_fn(track_request))
+        }
+    };
+    let builder = builder.listen(
+        "plugin",
+        listeners.plugin,
+        http(
+            plugin_app,
+            limits,
+            shutdown.clone(),
+            tokens.clone().into_inner(),
+        ),
+    )?;
+    #[cfg(feature = "metrics")]
+    let builder = match metrics_listener {
+        Some(listener) => {
+            let metrics_app = move || {
+                App::new()
+                    .app_data(metrics.clone())
+                    .route("/metrics", web::get().to(metrics::endpoint))
+                    .default_service(web::to(handlers::not_found))
+                    .wrap(from_fn(access_log))
+                    .wrap(from_fn(track_request))
+            };
+            let limits = Limits {
+                cap: METRICS_CONNECTIONS,
+                ..limits
+            };
+            builder.listen(
+                "metrics",
+                listener,
+                http(metrics_app, limits, shutdown, tokens.into_inner()),
+            )?
+        }
+        None => builder,
+    };
+    #[cfg(not(feature = "metrics"))]
+    let _ = (metrics_listener, shutdown);
+    Ok(builder.run())
 }
 
-/// The metrics socket serves `/metrics` alone, and the plugin's socket
-/// everything but `/metrics`.
-async fn by_listener(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics_addr = request
-        .app_data::<web::Data<MetricsAddr>>()
-        .and_then(|addr| addr.0);
-    let on_metrics_socket = metrics_addr == Some(request.app_config().local_addr());
-    if on_metrics_socket != (request.path() == "/metrics") {
-        return Err(PluginError::NotFound.into());
+/// What bounds the connections of one socket.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    timeouts: Timeouts,
+    /// Open connections per worker.
+    cap: usize,
+}
+
+/// One socket's connections: each admitted by [`Connections`], then served
+/// by actix-http (HTTP/1.1) with the app `new_app` makes.
+fn http<F, I, S, B>(
+    new_app: F,
+    limits: Limits,
+    shutdown: GracefulShutdownSignal,
+    tokens: Arc<TokenStore>,
+) -> impl ServerServiceFactory<TcpStream>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error>,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>>,
+    B: MessageBody + 'static,
+{
+    move || {
+        let connections = Connections::start(limits.cap, limits.timeouts, shutdown.clone());
+        let tokens = Arc::clone(&tokens);
+        let admit = fn_service(move |stream: TcpStream| {
+            let peer = stream.peer_addr().ok();
+            let io = connections.admit(stream);
+            async move { Ok::<_, DispatchError>((io, peer)) }
+        });
+        let expect = fn_service(move |request: Request| {
+            let refusal = continue_refusal(&tokens, request);
+            async move { refusal }
+        });
+        let app = new_app()
+            .into_factory()
+            .map_err(|error| error.into().error_response());
+        let http = HttpService::build()
+            .keep_alive(limits.timeouts.keep_alive)
+            // actix-http answers a slow first head with a 408; `Connections`
+            // bounds the heads of later requests.
+            .client_request_timeout(limits.timeouts.header)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .on_connect_ext(|io: &Guarded<TcpStream>, data: &mut Extensions| {
+                data.insert(io.connection());
+            })
+            .expect(expect)
+            .h1(map_config(app, |_| AppConfig::default()));
+        admit.and_then(http)
     }
-    next.call(request).await
+}
+
+/// Outermost on every request: tells its connection a request is being
+/// served, and holds the request body until the answer is written.
+async fn track_request(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<HeldBody<BoxBody>>, actix_web::Error> {
+    let connection = request.conn_data::<Rc<Connection>>().cloned();
+    if let Some(connection) = &connection {
+        connection.request_started();
+    }
+    let request_body = match request.take_payload() {
+        Payload::None => None,
+        payload => {
+            let shared = SharedPayload::new(payload);
+            request.set_payload(shared.reader());
+            Some(shared)
+        }
+    };
+    let mut response = match next.call(request).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => {
+            // Handlers answer their errors themselves; should one escape,
+            // its connection is closed as if the body were unread.
+            if let Some(connection) = &connection {
+                connection.response_finished(true);
+            }
+            return Err(error);
+        }
+    };
+    if connection.as_ref().is_some_and(|c| c.stopping()) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response.map_body(|_, body| HeldBody::new(body, request_body, connection)))
+}
+
+/// `Expect: 100-continue` on the plugin's path is answered only once the
+/// token is right; otherwise the error, holding the unread body so that the
+/// connection is closed rather than drained.
+fn continue_refusal(
+    tokens: &TokenStore,
+    mut request: Request,
+) -> Result<Request, Response<BoxBody>> {
+    if request.path() != handlers::GET_PARAMS_PATH {
+        return Ok(request);
+    }
+    let Err(error) = tokens.authorize(request.headers()) else {
+        return Ok(request);
+    };
+    let connection = request.conn_data::<Rc<Connection>>().cloned();
+    let request_body = SharedPayload::new(request.take_payload());
+    let response: Response<BoxBody> = error.error_response().into();
+    Err(response
+        .map_body(|_, body| BoxBody::new(HeldBody::new(body, Some(request_body), connection))))
 }
 
 /// One line per request: method, path, status, duration, ApplicationSet and,

@@ -177,6 +177,11 @@ impl TestServer {
     pub fn post(&self, token: Option<&str>, body: &str) -> Response {
         self.send(&controller_request(token, body))
     }
+
+    /// Starts the graceful stop SIGTERM starts, without waiting for it.
+    pub fn stop_gracefully(&self) {
+        drop(self.handle.stop(true));
+    }
 }
 
 impl Drop for TestServer {

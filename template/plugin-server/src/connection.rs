@@ -1,0 +1,347 @@
+//! Open connections, between the listener and actix-http: the cap (shedding
+//! the oldest idle connection for a new one), a deadline for the head of
+//! every request, not only a connection's first, and a bounded close after an
+//! answer that left the request body unread. actix-http does not bound the
+//! last two itself (see `docs/actix-http-upstream-report.md` in the template
+//! repository).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix_server::GracefulShutdownSignal;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What is still read from a client after an answer that left its body
+/// unread, so that the answer is not lost to a reset; then the connection is
+/// closed. actix-http stops after `client_disconnect_timeout` too.
+pub const LINGER_BYTES: usize = 256 * 1024;
+
+/// How often deadlines are checked: they fire up to this much late.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The deadlines a connection lives by.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the first byte of a request to the end of its head.
+    pub header: Duration,
+    /// From the end of an answer to the first byte of the next request.
+    pub keep_alive: Duration,
+    /// From the end of a head to the last byte of its answer written.
+    pub request: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request head; `started` once some of it arrived.
+    Idle { started: bool },
+    /// A request is being served.
+    Serving,
+    /// The answer left the body unread: at most `budget` more bytes are read.
+    Closing { budget: usize },
+}
+
+/// One connection's state, shared by its I/O and its requests (through the
+/// connection data actix-http gives every request).
+#[derive(Debug)]
+pub struct Connection {
+    phase: Cell<Phase>,
+    deadline: Cell<Instant>,
+    shed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    worker: Rc<Worker>,
+}
+
+/// What the connections of one worker share.
+#[derive(Debug)]
+struct Worker {
+    timeouts: Timeouts,
+    /// Connections open and not shed.
+    open: Cell<usize>,
+    stopping: Cell<bool>,
+}
+
+impl Connection {
+    /// A request head arrived.
+    pub fn request_started(&self) {
+        self.phase.set(Phase::Serving);
+        self.deadline
+            .set(Instant::now() + self.worker.timeouts.request);
+    }
+
+    /// The answer is written; `body_unread` if the request body was not read
+    /// to its end, in which case actix-http closes the connection.
+    pub fn response_finished(&self, body_unread: bool) {
+        let now = Instant::now();
+        let timeouts = self.worker.timeouts;
+        if body_unread {
+            self.phase.set(Phase::Closing {
+                budget: LINGER_BYTES,
+            });
+            self.deadline.set(now + timeouts.header);
+        } else {
+            self.phase.set(Phase::Idle { started: false });
+            self.deadline
+                .set(now + timeouts.keep_alive + timeouts.header);
+        }
+    }
+
+    /// The server is stopping: answers should tell clients to close.
+    pub fn stopping(&self) -> bool {
+        self.worker.stopping.get()
+    }
+
+    fn idle(&self) -> bool {
+        matches!(self.phase.get(), Phase::Idle { .. })
+    }
+
+    fn read(&self, bytes: usize) {
+        match self.phase.get() {
+            Phase::Idle { started: false } if bytes > 0 => {
+                self.phase.set(Phase::Idle { started: true });
+                let head_deadline = Instant::now() + self.worker.timeouts.header;
+                self.deadline.set(self.deadline.get().min(head_deadline));
+            }
+            Phase::Closing { budget } => self.phase.set(Phase::Closing {
+                budget: budget.saturating_sub(bytes),
+            }),
+            _ => {}
+        }
+    }
+
+    /// Closes the connection: its reads end and its writes fail.
+    fn shed(&self) {
+        if self.shed.replace(true) {
+            return;
+        }
+        self.worker.open.set(self.worker.open.get() - 1);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    fn park(&self, cx: &Context<'_>) {
+        let mut waker = self.waker.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if !self.shed.get() {
+            self.worker.open.set(self.worker.open.get() - 1);
+        }
+    }
+}
+
+/// The connections of one worker thread, at most `cap` of them.
+#[derive(Debug)]
+pub struct Connections {
+    cap: usize,
+    /// In the order they were admitted; entries of closed ones are pruned.
+    all: RefCell<VecDeque<Weak<Connection>>>,
+    worker: Rc<Worker>,
+}
+
+impl Connections {
+    /// Starts the bookkeeping of one worker: a task checks deadlines, and
+    /// `shutdown` closes idle connections and makes answers say `close`.
+    pub fn start(cap: usize, timeouts: Timeouts, shutdown: GracefulShutdownSignal) -> Rc<Self> {
+        let connections = Rc::new(Self {
+            cap: cap.max(1),
+            all: RefCell::new(VecDeque::new()),
+            worker: Rc::new(Worker {
+                timeouts,
+                open: Cell::new(0),
+                stopping: Cell::new(false),
+            }),
+        });
+        let weak = Rc::downgrade(&connections);
+        actix_web::rt::spawn(async move {
+            let mut interval = actix_web::rt::time::interval(SWEEP_INTERVAL);
+            loop {
+                interval.tick().await;
+                match weak.upgrade() {
+                    Some(connections) => connections.sweep(Instant::now()),
+                    None => break,
+                }
+            }
+        });
+        let weak = Rc::downgrade(&connections);
+        actix_web::rt::spawn(async move {
+            shutdown.notified().await;
+            if let Some(connections) = weak.upgrade() {
+                connections.stop();
+            }
+        });
+        connections
+    }
+
+    /// Takes a new connection. When `cap` are open, the one idle the longest
+    /// is closed for it; when all of them are serving, the new one is.
+    pub fn admit<T>(&self, io: T) -> Guarded<T> {
+        let connection = Rc::new(Connection {
+            phase: Cell::new(Phase::Idle { started: false }),
+            deadline: Cell::new(Instant::now() + self.worker.timeouts.header),
+            shed: Cell::new(false),
+            waker: RefCell::new(None),
+            worker: Rc::clone(&self.worker),
+        });
+        self.worker.open.set(self.worker.open.get() + 1);
+        if self.worker.stopping.get()
+            || (self.worker.open.get() > self.cap && !self.shed_oldest_idle())
+        {
+            connection.shed();
+        } else {
+            self.all.borrow_mut().push_back(Rc::downgrade(&connection));
+        }
+        Guarded { io, connection }
+    }
+
+    fn shed_oldest_idle(&self) -> bool {
+        let mut all = self.all.borrow_mut();
+        while all
+            .front()
+            .is_some_and(|front| front.upgrade().is_none_or(|c| c.shed.get()))
+        {
+            all.pop_front();
+        }
+        let oldest_idle = all
+            .iter()
+            .position(|entry| entry.upgrade().is_some_and(|c| !c.shed.get() && c.idle()));
+        match oldest_idle.and_then(|index| all.remove(index)?.upgrade()) {
+            Some(connection) => {
+                connection.shed();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn sweep(&self, now: Instant) {
+        self.all.borrow_mut().retain(|entry| match entry.upgrade() {
+            Some(connection) if connection.shed.get() => false,
+            Some(connection) if connection.deadline.get() <= now => {
+                connection.shed();
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+    }
+
+    /// Closes idle connections (a request half-sent may still finish);
+    /// from now on answers say `Connection: close`.
+    fn stop(&self) {
+        self.worker.stopping.set(true);
+        self.all.borrow_mut().retain(|entry| match entry.upgrade() {
+            Some(connection) if connection.phase.get() == (Phase::Idle { started: false }) => {
+                connection.shed();
+                false
+            }
+            Some(connection) => !connection.shed.get(),
+            None => false,
+        });
+    }
+}
+
+/// A connection's I/O, ended by this layer when its connection is shed or
+/// its close budget is spent.
+#[derive(Debug)]
+pub struct Guarded<T> {
+    io: T,
+    connection: Rc<Connection>,
+}
+
+impl<T> Guarded<T> {
+    /// The connection's state, for its requests.
+    pub fn connection(&self) -> Rc<Connection> {
+        Rc::clone(&self.connection)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let connection = &this.connection;
+        // End of stream: actix-http then closes the connection.
+        if connection.shed.get() || connection.phase.get() == (Phase::Closing { budget: 0 }) {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Pending => {
+                connection.park(cx);
+                Poll::Pending
+            }
+            Poll::Ready(Ok(())) => {
+                connection.read(buf.filled().len() - before);
+                Poll::Ready(Ok(()))
+            }
+            error => error,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Guarded<T> {
+    /// A write-side call on the I/O, failing once the connection is shed.
+    fn write_side<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if self.connection.shed.get() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection closed by the plugin",
+            )));
+        }
+        let poll = call(Pin::new(&mut self.io), cx);
+        if poll.is_pending() {
+            self.connection.park(cx);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .write_side(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .write_side(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().write_side(cx, |io, cx| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
