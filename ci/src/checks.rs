@@ -267,7 +267,9 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     let plugin_ns = string(deployment, "/metadata/namespace", "Deployment")?;
     let port = &service["spec"]["ports"][0]["port"];
     let base_url = string(configmap, "/data/baseUrl", "ConfigMap")?;
-    let expected = format!("http://{name}.{plugin_ns}.svc.cluster.local.:{port}");
+    // `<service>.<namespace>.svc`: any cluster domain, and no trailing dot,
+    // which Go's NO_PROXY matching does not strip.
+    let expected = format!("http://{name}.{plugin_ns}.svc:{port}");
     ensure!(
         base_url == expected,
         "ConfigMap {name}: baseUrl is {base_url}, but the Service is at {expected}"
@@ -359,26 +361,29 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
         env("PLUGIN_TOKEN_FILE")?
     );
 
-    // Only the ApplicationSet controller is admitted (plus Prometheus, for metrics).
+    // Argo CD's two callers are admitted to the plugin's port, and nothing
+    // else (Prometheus only to the metrics port).
     ensure!(
         policy["spec"]["podSelector"]["matchLabels"] == *pod_labels,
         "NetworkPolicy {name} misses the pods"
     );
-    let controller = json!([{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": argocd_ns}},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "argocd-applicationset-controller"}},
-    }]);
-    let rule = &policy["spec"]["ingress"][0];
-    ensure!(
-        rule["from"] == controller,
-        "NetworkPolicy {name}: first rule {} is not the controller in {argocd_ns}",
-        rule["from"]
-    );
-    ensure!(
-        rule["ports"] == json!([{"protocol": "TCP", "port": port}]),
-        "NetworkPolicy {name} admits ports {}, not {port}",
-        rule["ports"]
-    );
+    let port = port.as_u64().unwrap_or(0);
+    let caller = |app: &str| json!({"app.kubernetes.io/name": app});
+    for (app, namespace, admitted) in [
+        ("argocd-applicationset-controller", argocd_ns, true),
+        ("argocd-server", argocd_ns, true),
+        ("argocd-repo-server", argocd_ns, false),
+        ("argocd-application-controller", argocd_ns, false),
+        ("argocd-applicationset-controller", "default", false),
+        ("argocd-server", plugin_ns, false),
+        ("prometheus", "monitoring", false),
+    ] {
+        ensure!(
+            admits(policy, plugin_ns, namespace, &caller(app), port) == admitted,
+            "NetworkPolicy {name} {} {app} in {namespace} to port {port}",
+            if admitted { "does not admit" } else { "admits" }
+        );
+    }
 
     // With metrics: their own port, which alone Prometheus may reach.
     let metrics_port = container["ports"]
@@ -393,11 +398,15 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
             listen == format!("0.0.0.0:{metrics_port}"),
             "PLUGIN_METRICS_ADDR {listen} differs from the metrics port {metrics_port}"
         );
-        let prometheus = &policy["spec"]["ingress"][1];
         ensure!(
-            prometheus["ports"] == json!([{"protocol": "TCP", "port": metrics_port}]),
-            "NetworkPolicy {name} admits Prometheus to {}, not to the metrics port {metrics_port} alone",
-            prometheus["ports"]
+            admits(
+                policy,
+                plugin_ns,
+                "monitoring",
+                &caller("prometheus"),
+                metrics_port.as_u64().unwrap_or(0)
+            ),
+            "NetworkPolicy {name} does not admit Prometheus to the metrics port {metrics_port}"
         );
         let annotation =
             &deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"];
@@ -471,4 +480,60 @@ pub fn no_template_syntax(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether a NetworkPolicy admits TCP to `port` of its pods from a pod with
+/// `labels` in `namespace` (whose only label is its name), as Kubernetes
+/// evaluates ingress rules: any rule whose peers and ports both match.
+pub fn admits(policy: &Value, policy_ns: &str, namespace: &str, labels: &Value, port: u64) -> bool {
+    let namespace_labels = json!({"kubernetes.io/metadata.name": namespace});
+    let peer_matches = |peer: &Value| {
+        let (pods, namespaces) = (&peer["podSelector"], &peer["namespaceSelector"]);
+        if pods.is_null() && namespaces.is_null() {
+            return false; // an ipBlock
+        }
+        let namespace_ok = if namespaces.is_null() {
+            namespace == policy_ns
+        } else {
+            selects(namespaces, &namespace_labels)
+        };
+        namespace_ok && (pods.is_null() || selects(pods, labels))
+    };
+    let port_matches = |entry: &Value| {
+        entry["protocol"].as_str().unwrap_or("TCP") == "TCP"
+            && (entry["port"].is_null() || entry["port"].as_u64() == Some(port))
+    };
+    policy["spec"]["ingress"].as_array().into_iter().flatten().any(|rule| {
+        let from = rule["from"].as_array();
+        let ports = rule["ports"].as_array();
+        from.is_none_or(|peers| peers.iter().any(peer_matches))
+            && ports.is_none_or(|ports| ports.iter().any(port_matches))
+    })
+}
+
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`) against labels.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let by_label = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| labels[key] == *value);
+    let by_expression = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|expression| {
+            let value = &labels[expression["key"].as_str().unwrap_or("")];
+            let listed = expression["values"]
+                .as_array()
+                .is_some_and(|values| values.contains(value));
+            match expression["operator"].as_str() {
+                Some("In") => listed,
+                Some("NotIn") => !listed,
+                Some("Exists") => !value.is_null(),
+                Some("DoesNotExist") => value.is_null(),
+                _ => false,
+            }
+        });
+    by_label && by_expression
 }

@@ -49,8 +49,8 @@ fn a_syntax_error_in_main_rs_fails_naming_the_file() {
 fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
     let repo = broken_copy("port", "deploy/base/argocd-configmap.yaml", |text| {
         text.replace(
-            ".svc.cluster.local.:{{plugin_port}}",
-            ".svc.cluster.local.:8080",
+            ".svc:{{plugin_port}}",
+            ".svc:8080",
         )
     });
     let project = render(repo, "plugin-broken-port");
@@ -58,8 +58,8 @@ fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
     assert_eq!(
         error,
         "ConfigMap plugin-broken-port: baseUrl is \
-         http://plugin-broken-port.argocd-plugins.svc.cluster.local.:8080, \
-         but the Service is at http://plugin-broken-port.argocd-plugins.svc.cluster.local.:4355"
+         http://plugin-broken-port.argocd-plugins.svc:8080, \
+         but the Service is at http://plugin-broken-port.argocd-plugins.svc:4355"
     );
 }
 

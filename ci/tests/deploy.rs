@@ -98,6 +98,38 @@ fn wiring_holds_and_prometheus_is_admitted_only_to_the_metrics_port() {
 }
 
 #[test]
+fn a_policy_that_shuts_out_argocd_server_or_admits_any_pod_fails_the_wiring() {
+    let broken = |edit: fn(&mut Value)| {
+        let mut objects = install().clone();
+        let policy = objects
+            .iter_mut()
+            .find(|o| o["kind"] == "NetworkPolicy")
+            .unwrap();
+        edit(policy);
+        checks::wiring(NAME, &objects, &token_secrets()).unwrap_err()
+    };
+    let error = broken(|policy| {
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"] =
+            json!({"matchLabels": {"app.kubernetes.io/name": "argocd-applicationset-controller"}});
+    });
+    assert_eq!(
+        error,
+        format!("NetworkPolicy {NAME} does not admit argocd-server in argocd to port 4355")
+    );
+    let error = broken(|policy| {
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"] = json!({});
+    });
+    assert!(error.contains("admits argocd-repo-server in argocd"), "{error}");
+    let error = broken(|policy| {
+        policy["spec"]["ingress"][0]["from"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespaceSelector");
+    });
+    assert!(error.contains("does not admit argocd-applicationset-controller"), "{error}");
+}
+
+#[test]
 fn pod_meets_the_restricted_pod_security_profile() {
     let deployment = find(install(), "Deployment", NAME);
     let spec = &deployment["spec"];

@@ -80,7 +80,7 @@ fn custom_values_reach_code_dockerfile_manifests_and_readme() {
     assert_eq!(text(configmap, "/metadata/namespace"), "gitops");
     assert_eq!(
         text(configmap, "/data/baseUrl"),
-        "http://plugin-custom.team-a.svc.cluster.local.:8088"
+        "http://plugin-custom.team-a.svc:8088"
     );
     let deployment = find(&objects, "Deployment", "plugin-custom");
     assert_eq!(text(deployment, "/metadata/namespace"), "team-a");

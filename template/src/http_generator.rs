@@ -13,8 +13,10 @@
 //! output: [{"branch": "feature-1", "component": "front", "digest": "sha256:…"}, …]
 //! ```
 //!
-//! Settings: `UPSTREAM_URL` (required) and `UPSTREAM_TIMEOUT_SECS` (default
-//! 10, below the server's 25 s generator deadline).
+//! Settings: `UPSTREAM_URL` (required), `UPSTREAM_TIMEOUT_SECS` (default
+//! 10, below the server's 25 s generator deadline) and `UPSTREAM_MAX_BYTES`
+//! (default 1 MiB: a larger or endless reply is an error, read no further,
+//! so one upstream cannot push the pod past its memory limit).
 
 use std::time::Duration;
 
@@ -28,12 +30,19 @@ use serde_json::Value;
 pub const EXAMPLE_REQUEST: &str =
     r#"{"applicationSetName":"previews","input":{"parameters":{"branch":"main"}}}"#;
 
+/// The default most bytes read of one upstream reply.
+const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+
 /// Built once at start-up and shared by all requests: one HTTP client, so
 /// connections to the upstream are reused.
 #[derive(Debug)]
 pub struct PluginGenerator {
     client: reqwest::Client,
     upstream: reqwest::Url,
+    /// The upstream as messages name it: no credentials, path or query.
+    upstream_name: String,
+    timeout: Duration,
+    max_bytes: usize,
 }
 
 impl PluginGenerator {
@@ -42,18 +51,25 @@ impl PluginGenerator {
     pub fn from_env() -> Result<Self, String> {
         let upstream = std::env::var("UPSTREAM_URL")
             .map_err(|_| "UPSTREAM_URL is not set: the API to ask for builds")?;
-        let timeout = match std::env::var("UPSTREAM_TIMEOUT_SECS") {
-            Ok(secs) => secs
-                .parse()
-                .map_err(|e| format!("UPSTREAM_TIMEOUT_SECS={secs:?}: {e}"))?,
-            Err(_) => 10,
+        let number = |name: &str, default: u64| match std::env::var(name) {
+            Ok(value) => value.parse().map_err(|e| format!("{name}={value:?}: {e}")),
+            Err(_) => Ok(default),
         };
-        Self::new(&upstream, Duration::from_secs(timeout))
+        let timeout = Duration::from_secs(number("UPSTREAM_TIMEOUT_SECS", 10)?);
+        let max_bytes = number("UPSTREAM_MAX_BYTES", DEFAULT_MAX_BYTES as u64)?;
+        let generator = Self::new(&upstream, timeout)?;
+        Ok(generator.with_max_bytes(usize::try_from(max_bytes).map_err(|e| e.to_string())?))
     }
 
     pub fn new(upstream: &str, timeout: Duration) -> Result<Self, String> {
+        // The URL may carry credentials: never echo it.
         let upstream = reqwest::Url::parse(upstream)
-            .map_err(|e| format!("UPSTREAM_URL {upstream:?} is not a URL: {e}"))?;
+            .map_err(|e| format!("UPSTREAM_URL is not a URL: {e}"))?;
+        let upstream_name = match (upstream.host_str(), upstream.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", upstream.scheme()),
+            (Some(host), None) => format!("{}://{host}", upstream.scheme()),
+            (None, _) => return Err("UPSTREAM_URL has no host".into()),
+        };
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3))
@@ -64,7 +80,63 @@ impl PluginGenerator {
             ))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client, upstream })
+        Ok(Self {
+            client,
+            upstream,
+            upstream_name,
+            timeout,
+            max_bytes: DEFAULT_MAX_BYTES,
+        })
+    }
+
+    pub fn with_max_bytes(self, max_bytes: usize) -> Self {
+        Self { max_bytes, ..self }
+    }
+
+    /// A failed exchange with the upstream, without its URL (credentials,
+    /// query strings) in the message.
+    fn failure(&self, error: reqwest::Error) -> GeneratorError {
+        let upstream = &self.upstream_name;
+        if error.is_timeout() {
+            return GeneratorError::failed(format!(
+                "upstream {upstream} timed out after {} s",
+                self.timeout.as_secs_f32()
+            ));
+        }
+        let what = if error.is_connect() { "unreachable" } else { "failed" };
+        let error = error.without_url();
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        GeneratorError::failed(format!("upstream {upstream} {what}: {message}"))
+    }
+
+    /// The reply's body, at most `max_bytes` of it: a larger or endless reply
+    /// is an error before it is parsed, and read no further.
+    async fn body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, GeneratorError> {
+        let too_large = || {
+            GeneratorError::failed(format!(
+                "upstream {} replied with more than {} bytes (UPSTREAM_MAX_BYTES)",
+                self.upstream_name, self.max_bytes
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > self.max_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failure(e))? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 
@@ -102,22 +174,23 @@ impl Generator for PluginGenerator {
 
         // Any failure is an error, never an empty list: Argo CD would delete
         // the Applications.
+        let upstream = &self.upstream_name;
         let response = self
             .client
             .get(url)
             .send()
             .await
-            .map_err(|e| GeneratorError::failed(format!("upstream unreachable: {e}")))?;
+            .map_err(|e| self.failure(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(GeneratorError::failed(format!(
-                "upstream answered {status} for branch {branch}"
+                "upstream {upstream} answered {status} for branch {branch}"
             )));
         }
-        let builds: Builds = response
-            .json()
-            .await
-            .map_err(|e| GeneratorError::failed(format!("upstream reply: {e}")))?;
+        let body = self.body(response).await?;
+        let builds: Builds = serde_json::from_slice(&body).map_err(|e| {
+            GeneratorError::failed(format!("upstream {upstream} replied unexpected JSON: {e}"))
+        })?;
         Ok(builds
             .builds
             .into_iter()
@@ -188,15 +261,80 @@ mod tests {
 
     #[test]
     fn upstream_failures_are_errors_never_an_empty_list() {
-        for reply in [
-            ResponseTemplate::new(503),
-            ResponseTemplate::new(200).set_body_string("not json"),
-            ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+        for (reply, message) in [
+            (ResponseTemplate::new(503), "answered 503"),
+            (
+                ResponseTemplate::new(200).set_body_string("not json"),
+                "unexpected JSON",
+            ),
+            (
+                ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+                "timed out after 2 s",
+            ),
+            (
+                ResponseTemplate::new(200).set_body_string(" ".repeat(DEFAULT_MAX_BYTES + 1)),
+                "more than 1048576 bytes",
+            ),
         ] {
             let upstream = upstream("main", reply);
             let error = generate(&generator(&upstream), json!({"branch": "main"})).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Failed, "{error}");
+            assert!(error.message().contains(message), "{error}");
         }
+    }
+
+    /// An upstream that answers a JSON array that never ends, chunk by
+    /// chunk: returns its URL, and the bytes it sent before the client left.
+    fn endless_upstream() -> (String, std::thread::JoinHandle<usize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sender = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = stream.read(&mut [0; 4096]);
+            let item = r#"{"component":"front","digest":"sha256:aa"},"#.repeat(100);
+            let chunk = format!("{:x}\r\n{item}\r\n", item.len());
+            let mut sent = 0;
+            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nb\r\n{\"builds\":[\r\n";
+            let mut frame = head.as_bytes();
+            // At most 256 MiB, so a client that never stops cannot hang the test.
+            while sent < 256 << 20 && stream.write_all(frame).is_ok() {
+                sent += frame.len();
+                frame = chunk.as_bytes();
+            }
+            sent
+        });
+        (url, sender)
+    }
+
+    #[test]
+    fn an_endless_reply_is_an_error_read_no_further() {
+        let (url, sender) = endless_upstream();
+        let generator = PluginGenerator::new(&url, Duration::from_secs(20)).unwrap();
+        let error = generate(&generator, json!({"branch": "main"})).unwrap_err();
+        assert!(error.message().contains("more than 1048576 bytes"), "{error}");
+        let sent = sender.join().unwrap();
+        assert!(sent < 32 << 20, "the upstream sent {sent} bytes");
+    }
+
+    #[test]
+    fn messages_never_carry_credentials_or_query_strings() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://user:hunter2@127.0.0.1:{port}/api?key=sekret");
+        let generator = PluginGenerator::new(&url, Duration::from_secs(2)).unwrap();
+        let error = generate(&generator, json!({"branch": "main"})).unwrap_err();
+        let message = error.message();
+        assert!(message.contains(&format!("127.0.0.1:{port} unreachable")), "{message}");
+        for secret in ["user", "hunter2", "sekret"] {
+            assert!(!message.contains(secret), "{message}");
+        }
+        let error = PluginGenerator::new("http://user:hunter2@", Duration::from_secs(1)).unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -126,16 +126,17 @@ impl TokenStore {
         if self.verify(presented) {
             return Ok(());
         }
-        if presented.starts_with(b"$") {
-            self.unresolved_reference();
+        if let Some(reference) = presented.strip_prefix(b"$") {
+            self.unresolved_reference(reference);
         }
         Err(PluginError::WrongToken)
     }
 
-    /// Argo CD sends its ConfigMap's `$secret:key` reference itself as the
-    /// token when it cannot resolve it. Says so, once a minute at most, and
-    /// never with the presented value.
-    fn unresolved_reference(&self) {
+    /// When the Secret its ConfigMap names lacks the key, Argo CD sends `$`
+    /// and the key itself as the token (`Bearer $token`). Says so, once a
+    /// minute at most, echoing the key only when it is shaped like a Secret
+    /// key name (anything else a client sends is not logged).
+    fn unresolved_reference(&self, key: &[u8]) {
         let now = Instant::now();
         let mut last = self
             .last_reference_warning
@@ -145,11 +146,21 @@ impl TokenStore {
             return;
         }
         *last = Some(now);
+        let secret_key = !key.is_empty()
+            && key.len() <= 253
+            && key
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let key = if secret_key {
+            String::from_utf8_lossy(key).into_owned()
+        } else {
+            "<key>".to_owned()
+        };
         log::warn!(
-            "a client presented a token starting with '$': Argo CD could not resolve the token \
-             reference of the plugin's ConfigMap ($<secret>:<key>) and sent the reference itself. \
-             In Argo CD's namespace, the Secret it names must exist, hold that key, and carry the \
-             label app.kubernetes.io/part-of: argocd (deploy/token.sh create makes it so)"
+            "a client presented the token ${key}: Argo CD sends that when the Secret its plugin \
+             ConfigMap names (token: $<secret>:{key}) exists in Argo CD's namespace but has no key \
+             {key}. Add the key to that Secret with the token this plugin reads \
+             (deploy/token.sh create does)"
         );
     }
 

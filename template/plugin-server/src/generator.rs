@@ -121,14 +121,13 @@ impl<F: Future> Future for CatchUnwind<F> {
 
 /// The reply body for `sets`, within the configured limits: a larger answer
 /// is an error (a 500), never a truncated list.
-pub fn reply(sets: Vec<ParameterMap>, config: &Config) -> Result<Vec<u8>, PluginError> {
+pub fn reply(sets: &[ParameterMap], config: &Config) -> Result<Vec<u8>, PluginError> {
     if sets.len() > config.max_parameter_sets {
         return Err(PluginError::TooManyParameterSets {
             count: sets.len(),
             limit: config.max_parameter_sets,
         });
     }
-    warn_about_reserved_keys(&sets);
     let body = serde_json::to_vec(&GetParamsResponse::new(sets))
         .map_err(|e| PluginError::Generator(GeneratorError::failed(e.to_string())))?;
     if body.len() > config.max_reply_bytes {
@@ -138,15 +137,4 @@ pub fn reply(sets: Vec<ParameterMap>, config: &Config) -> Result<Vec<u8>, Plugin
         });
     }
     Ok(body)
-}
-
-/// Warns when a generator returns keys Argo CD overwrites.
-fn warn_about_reserved_keys(sets: &[ParameterMap]) {
-    for key in ["generator", "values"] {
-        if sets.iter().any(|set| set.contains_key(key)) {
-            log::warn!(
-                "the generator returned the reserved key `{key}`; Argo CD overwrites it with the ApplicationSet's own"
-            );
-        }
-    }
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::PluginError;
 use crate::generator::{self, Generator};
 use crate::protocol::GetParamsRequest;
+use crate::template_values;
 
 /// The path the ApplicationSet controller posts to.
 pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
@@ -62,6 +63,7 @@ async fn get_params<G: Generator>(
     config: web::Data<Config>,
     tokens: web::Data<TokenStore>,
     generator: web::Data<G>,
+    value_warnings: web::Data<template_values::Warnings>,
 ) -> Result<HttpResponse, PluginError> {
     // Authenticate before reading a single byte of the body.
     tokens.authorize(request.headers())?;
@@ -69,12 +71,12 @@ async fn get_params<G: Generator>(
     // Whatever the Content-Type: `curl -d` sends form encoding.
     let params: GetParamsRequest = serde_json::from_slice(&body)
         .map_err(|error| PluginError::BadRequest(error.to_string()))?;
-    request
-        .extensions_mut()
-        .insert(ApplicationSetName::new(&params.application_set_name));
+    let name = ApplicationSetName::new(&params.application_set_name);
+    request.extensions_mut().insert(name.clone());
 
     let sets = generator::run(generator.get_ref(), params, config.generator_timeout).await?;
-    let body = generator::reply(sets, &config)?;
+    value_warnings.check(&name.0, &sets);
+    let body = generator::reply(&sets, &config)?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))

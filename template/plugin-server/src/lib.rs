@@ -26,6 +26,7 @@ pub mod preview;
 pub mod protocol;
 mod request_body;
 pub mod server;
+pub mod template_values;
 pub mod testing;
 
 pub use cli::Plugin;

@@ -36,17 +36,17 @@ pub struct Input {
 
 /// The body of a successful reply: `{"output": {"parameters": [...]}}`.
 #[derive(Debug, Clone, Serialize)]
-pub struct GetParamsResponse {
-    pub output: Output,
+pub struct GetParamsResponse<'a> {
+    pub output: Output<'a>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Output {
-    pub parameters: Vec<ParameterMap>,
+pub struct Output<'a> {
+    pub parameters: &'a [ParameterMap],
 }
 
-impl GetParamsResponse {
-    pub fn new(parameters: Vec<ParameterMap>) -> Self {
+impl<'a> GetParamsResponse<'a> {
+    pub fn new(parameters: &'a [ParameterMap]) -> Self {
         Self {
             output: Output { parameters },
         }
@@ -128,7 +128,7 @@ mod tests {
     fn writes_the_reply_shape() {
         let mut set = ParameterMap::new();
         set.insert("k".into(), json!("v"));
-        let body = serde_json::to_value(GetParamsResponse::new(vec![set])).unwrap();
+        let body = serde_json::to_value(GetParamsResponse::new(&[set])).unwrap();
         assert_eq!(body, json!({"output": {"parameters": [{"k": "v"}]}}));
     }
 }

@@ -28,6 +28,7 @@ use crate::handlers::{self, ApplicationSetName};
 #[cfg(feature = "metrics")]
 use crate::metrics;
 use crate::request_body::{HeldBody, SharedPayload};
+use crate::template_values;
 
 /// The sockets the server serves: the plugin's, and (with the `metrics`
 /// feature) a separate one for `GET /metrics`, so that a NetworkPolicy can
@@ -95,6 +96,10 @@ pub fn build<G: Generator>(
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
+    let value_warnings = web::Data::new(template_values::Warnings::new(
+        template_values::WARNING_INTERVAL,
+        template_values::WARNING_CAPACITY,
+    ));
     #[cfg(feature = "metrics")]
     let metrics = web::Data::new(metrics::Metrics::default());
 
@@ -106,7 +111,8 @@ pub fn build<G: Generator>(
             let app = App::new()
                 .app_data(config.clone())
                 .app_data(tokens.clone())
-                .app_data(generator.clone());
+                .app_data(generator.clone())
+                .app_data(value_warnings.clone());
             #[cfg(feature = "metrics")]
             let app = app.app_data(metrics.clone());
             app.configure(handlers::routes::<G>)
