@@ -427,8 +427,9 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     );
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     ensure!(
-        grace > 30,
-        "Deployment {name}: terminationGracePeriodSeconds {grace} is not above the 30 s shutdown"
+        grace > 40,
+        "Deployment {name}: terminationGracePeriodSeconds {grace} is not above preStop (5 s), \
+         the drain (5 s) and the 30 s shutdown"
     );
     Ok(())
 }
@@ -446,8 +447,10 @@ pub fn dependencies(project: &Project) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the release binary and runs the Argo CD conformance run on it.
+/// Builds the release binary; runs Argo CD's own code on it (the judge),
+/// then what Argo CD's code cannot exercise (raw sockets, limits, curl).
 pub fn release(project: &Project) -> Result<(), String> {
+    crate::judge::run(project)?;
     crate::conformance::run(project)
 }
 
@@ -503,12 +506,16 @@ pub fn admits(policy: &Value, policy_ns: &str, namespace: &str, labels: &Value, 
         entry["protocol"].as_str().unwrap_or("TCP") == "TCP"
             && (entry["port"].is_null() || entry["port"].as_u64() == Some(port))
     };
-    policy["spec"]["ingress"].as_array().into_iter().flatten().any(|rule| {
-        let from = rule["from"].as_array();
-        let ports = rule["ports"].as_array();
-        from.is_none_or(|peers| peers.iter().any(peer_matches))
-            && ports.is_none_or(|ports| ports.iter().any(port_matches))
-    })
+    policy["spec"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|rule| {
+            let from = rule["from"].as_array();
+            let ports = rule["ports"].as_array();
+            from.is_none_or(|peers| peers.iter().any(peer_matches))
+                && ports.is_none_or(|ports| ports.iter().any(port_matches))
+        })
 }
 
 /// A Kubernetes label selector (`matchLabels`, `matchExpressions`) against labels.

@@ -18,6 +18,7 @@ pub mod command;
 pub mod conformance;
 pub mod docker;
 pub mod example;
+pub mod judge;
 pub mod liquid_lint;
 pub mod load;
 pub mod lockfile;

@@ -4,6 +4,7 @@
 //! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
 //! template-ci bench [--seconds N] [--connections N] [--smoke]
 //! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
+//! template-ci argocd PROJECT                    Argo CD's own code against a rendered project
 //! template-ci lock                              rewrite template/Cargo.lock.liquid
 //! template-ci stamp                             rewrite the version in template/.template.toml
 //! template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
@@ -22,6 +23,7 @@ const USAGE: &str = "usage:
   template-ci dev [--name NAME] [--port PORT]
   template-ci bench [--seconds N] [--connections N] [--smoke]
   template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
+  template-ci argocd PROJECT
   template-ci lock
   template-ci stamp
   template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("lock") if args.len() == 1 => lock(),
         Some("stamp") if args.len() == 1 => stamp(),
+        Some("argocd") if args.len() == 2 => argocd(Path::new(&args[1])),
         Some("upgrade") => return upgrade(&args[1..]),
         _ => Err(USAGE.into()),
     };
@@ -102,6 +105,38 @@ fn render(args: &[String]) -> Result<(), String> {
     }
     let project = render.into_dir(Path::new(into))?;
     println!("{}", project.display());
+    Ok(())
+}
+
+/// Builds a rendered project's release binary and runs Argo CD's own code
+/// on it: its generator on `deploy/examples`, the renderer, the reconciler,
+/// the proxy check and a rolling restart.
+fn argocd(dir: &Path) -> Result<(), String> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let metadata = template_ci::command::run(
+        &dir,
+        "cargo",
+        &["metadata", "--format-version", "1", "--no-deps", "--locked"],
+    )?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).map_err(|e| e.to_string())?;
+    let manifest = dir.join("Cargo.toml");
+    let package = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .and_then(|p| p["name"].as_str())
+        .ok_or_else(|| format!("{}: no package", manifest.display()))?;
+    let target = metadata["target_directory"]
+        .as_str()
+        .ok_or("cargo metadata gave no target directory")?;
+    eprintln!("building {package} for release...");
+    template_ci::command::run(&dir, "cargo", &["build", "--release", "--locked"])?;
+    let binary = Path::new(target).join("release").join(package);
+    print!("{}", template_ci::judge::run_on(&dir, &binary, &[])?);
     Ok(())
 }
 

@@ -48,10 +48,7 @@ fn a_syntax_error_in_main_rs_fails_naming_the_file() {
 #[test]
 fn a_wrong_port_in_the_configmap_fails_naming_both_ends() {
     let repo = broken_copy("port", "deploy/base/argocd-configmap.yaml", |text| {
-        text.replace(
-            ".svc:{{plugin_port}}",
-            ".svc:8080",
-        )
+        text.replace(".svc:{{plugin_port}}", ".svc:8080")
     });
     let project = render(repo, "plugin-broken-port");
     let error = checks::deploy(&project).unwrap_err();
@@ -92,6 +89,46 @@ fn a_dockerignore_that_leaves_out_a_crate_fails_naming_the_path() {
     assert!(
         error.contains("COPY plugin-server/src plugin-server/src")
             && error.contains("plugin-server/src is not in the build context"),
+        "{error}"
+    );
+}
+
+/// Argo CD's own code judges the plugin: a reply in another shape is an
+/// empty list to Argo CD, which then creates nothing.
+#[test]
+fn a_reply_argo_cd_cannot_read_fails_argo_cds_judge() {
+    let repo = broken_copy("params", "plugin-server/src/protocol.rs", |text| {
+        text.replacen(
+            "pub struct Output<'a> {",
+            "pub struct Output<'a> {\n    #[serde(rename = \"params\")]",
+            1,
+        )
+    });
+    let project = render(repo, "plugin-broken-params");
+    let error = template_ci::judge::run(&project).unwrap_err();
+    assert!(
+        error.contains(
+            "Argo CD created no Application: the plugin's 2xx reply held no output.parameters"
+        ),
+        "{error}"
+    );
+}
+
+/// A plugin that answers its failures with a 2xx makes Argo CD delete the
+/// Applications: the judge says so.
+#[test]
+fn failures_answered_2xx_fail_argo_cds_judge() {
+    let repo = broken_copy("ok-failures", "plugin-server/src/error.rs", |text| {
+        text.replacen(
+            "Self::MissingToken | Self::WrongToken => StatusCode::FORBIDDEN,",
+            "Self::MissingToken | Self::WrongToken => StatusCode::OK,",
+            1,
+        )
+    });
+    let project = render(repo, "plugin-broken-ok-failures");
+    let error = template_ci::judge::run(&project).unwrap_err();
+    assert!(
+        error.contains("the plugin answered a failure with a 2xx"),
         "{error}"
     );
 }

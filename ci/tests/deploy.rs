@@ -119,14 +119,20 @@ fn a_policy_that_shuts_out_argocd_server_or_admits_any_pod_fails_the_wiring() {
     let error = broken(|policy| {
         policy["spec"]["ingress"][0]["from"][0]["podSelector"] = json!({});
     });
-    assert!(error.contains("admits argocd-repo-server in argocd"), "{error}");
+    assert!(
+        error.contains("admits argocd-repo-server in argocd"),
+        "{error}"
+    );
     let error = broken(|policy| {
         policy["spec"]["ingress"][0]["from"][0]
             .as_object_mut()
             .unwrap()
             .remove("namespaceSelector");
     });
-    assert!(error.contains("does not admit argocd-applicationset-controller"), "{error}");
+    assert!(
+        error.contains("does not admit argocd-applicationset-controller"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -231,7 +237,7 @@ fn example_applicationsets_keep_their_go_templates() {
     let matrix = project().read("deploy/examples/applicationset-matrix.yaml");
     for expected in [
         r#"name: "{{ .name }}-{{ .environment }}""#,
-        r#"'{{ index .generator.input.parameters "name" }}'"#,
+        r#"'{{ (index .generator.input.parameters "name").Raw | toString | fromJson }}'"#,
         r#""{{ .values.repoURL }}""#,
         "name: plugin-deploy\n",
     ] {
@@ -242,7 +248,7 @@ fn example_applicationsets_keep_their_go_templates() {
     }
     for expected in [
         r#"branch: "{{ .branch }}""#,
-        r#"'{{ index .generator.input.parameters "branch" }}'"#,
+        r#"'{{ (index .generator.input.parameters "branch").Raw | toString | fromJson }}'"#,
         "https://github.com/my-org/guestbook/tree/{{ .branch }}",
         "name: plugin-deploy\n",
     ] {

@@ -4,6 +4,7 @@
 use std::fmt::Display;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::rt::signal::unix::{SignalKind, signal};
@@ -137,18 +138,40 @@ async fn run<G: Generator>(
     tokens: Arc<TokenStore>,
     generator: G,
 ) -> Result<(), String> {
-    let server =
-        server::build(listeners, config, tokens, Arc::new(generator)).map_err(|e| e.to_string())?;
-    // Both signals stop gracefully: Kubernetes sends SIGTERM, a terminal
-    // SIGINT. In-flight requests finish; idle connections are closed.
-    for (kind, name) in [
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::interrupt(), "SIGINT"),
+    let drain = config.drain;
+    let draining = Arc::new(AtomicBool::new(false));
+    let server = server::build(
+        listeners,
+        config,
+        tokens,
+        Arc::new(generator),
+        Arc::clone(&draining),
+    )
+    .map_err(|e| e.to_string())?;
+    // Kubernetes sends SIGTERM once the pod has left the Service's
+    // endpoints, but clients still hold kept-alive connections to it, and
+    // Go's transport does not retry a POST on a connection the server
+    // closed. So the plugin first drains: it keeps serving, every answer
+    // saying `Connection: close`, and only then stops (in-flight requests
+    // finish; connections kept alive are closed). SIGINT, from a terminal,
+    // stops at once.
+    for (kind, name, drain) in [
+        (SignalKind::terminate(), "SIGTERM", drain),
+        (SignalKind::interrupt(), "SIGINT", Duration::ZERO),
     ] {
         let mut signals = signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))?;
         let handle = server.handle();
+        let draining = Arc::clone(&draining);
         actix_web::rt::spawn(async move {
             if signals.recv().await.is_some() {
+                if !drain.is_zero() {
+                    log::info!(
+                        "{name} received: draining for {} s (answers say Connection: close)",
+                        drain.as_secs()
+                    );
+                    draining.store(true, Ordering::Relaxed);
+                    actix_web::rt::time::sleep(drain).await;
+                }
                 log::info!("{name} received: finishing in-flight requests, then stopping");
                 handle.stop(true).await;
             }

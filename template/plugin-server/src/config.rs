@@ -47,6 +47,10 @@ pub struct Config {
     /// client's 90 s idle timeout, so the client closes first and never
     /// sends a request on a connection we are closing.
     pub keep_alive: Duration,
+    /// `PLUGIN_DRAIN_SECS`, default 5: after SIGTERM, how long the plugin
+    /// keeps serving with `Connection: close` on every answer, so clients
+    /// leave its kept-alive connections before it closes them.
+    pub drain: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(120),
+            drain: Duration::from_secs(5),
         }
     }
 }
@@ -119,6 +124,9 @@ impl Config {
         }
         if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_GENERATOR_TIMEOUT_SECS")? {
             config.generator_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_DRAIN_SECS")? {
+            config.drain = Duration::from_secs(secs);
         }
         config.workers = parse(&lookup, "PLUGIN_WORKERS")?;
         config.cache_ttl = parse::<u64>(&lookup, "PLUGIN_CACHE_TTL_SECS")?

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,8 @@ pub struct Connection {
     phase: Cell<Phase>,
     deadline: Cell<Instant>,
     shed: Cell<bool>,
+    /// Answered a request: idle from now on means kept alive.
+    served: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     worker: Rc<Worker>,
 }
@@ -63,6 +67,8 @@ struct Worker {
     /// Connections open and not shed.
     open: Cell<usize>,
     stopping: Cell<bool>,
+    /// Set from the signal handler (another thread): answers say `close`.
+    draining: Arc<AtomicBool>,
 }
 
 impl Connection {
@@ -84,15 +90,16 @@ impl Connection {
             });
             self.deadline.set(now + timeouts.header);
         } else {
+            self.served.set(true);
             self.phase.set(Phase::Idle { started: false });
             self.deadline
                 .set(now + timeouts.keep_alive + timeouts.header);
         }
     }
 
-    /// The server is stopping: answers should tell clients to close.
+    /// The server is draining or stopping: answers should tell clients to close.
     pub fn stopping(&self) -> bool {
-        self.worker.stopping.get()
+        self.worker.stopping.get() || self.worker.draining.load(Ordering::Relaxed)
     }
 
     fn idle(&self) -> bool {
@@ -152,7 +159,12 @@ pub struct Connections {
 impl Connections {
     /// Starts the bookkeeping of one worker: a task checks deadlines, and
     /// `shutdown` closes idle connections and makes answers say `close`.
-    pub fn start(cap: usize, timeouts: Timeouts, shutdown: GracefulShutdownSignal) -> Rc<Self> {
+    pub fn start(
+        cap: usize,
+        timeouts: Timeouts,
+        shutdown: GracefulShutdownSignal,
+        draining: Arc<AtomicBool>,
+    ) -> Rc<Self> {
         let connections = Rc::new(Self {
             cap: cap.max(1),
             all: RefCell::new(VecDeque::new()),
@@ -160,6 +172,7 @@ impl Connections {
                 timeouts,
                 open: Cell::new(0),
                 stopping: Cell::new(false),
+                draining,
             }),
         });
         let weak = Rc::downgrade(&connections);
@@ -190,6 +203,7 @@ impl Connections {
             phase: Cell::new(Phase::Idle { started: false }),
             deadline: Cell::new(Instant::now() + self.worker.timeouts.header),
             shed: Cell::new(false),
+            served: Cell::new(false),
             waker: RefCell::new(None),
             worker: Rc::clone(&self.worker),
         });
@@ -236,12 +250,18 @@ impl Connections {
         });
     }
 
-    /// Closes idle connections (a request half-sent may still finish);
-    /// from now on answers say `Connection: close`.
+    /// Closes connections kept alive between requests (a request half-sent
+    /// may still finish); from now on answers say `Connection: close`. A new
+    /// connection that has not sent its first request yet is left to its
+    /// head deadline: its client may have written the request already, and
+    /// a POST that fails on a fresh connection is not retried.
     fn stop(&self) {
         self.worker.stopping.set(true);
         self.all.borrow_mut().retain(|entry| match entry.upgrade() {
-            Some(connection) if connection.phase.get() == (Phase::Idle { started: false }) => {
+            Some(connection)
+                if connection.served.get()
+                    && connection.phase.get() == (Phase::Idle { started: false }) =>
+            {
                 connection.shed();
                 false
             }

@@ -163,7 +163,9 @@ impl Options {
             }
         }
         if options.file.is_some()
-            && (options.parameters.is_some() || options.name.is_some() || options.namespace.is_some())
+            && (options.parameters.is_some()
+                || options.name.is_some()
+                || options.namespace.is_some())
         {
             return Err(format!(
                 "--file takes the name, namespace and parameters from the file\n{HELP}"
@@ -223,7 +225,8 @@ struct Found {
     values: Map<String, Value>,
     /// Inside a matrix or merge generator.
     nested: bool,
-    /// The ApplicationSet's template reads `generator.input.parameters`.
+    /// The ApplicationSet's template reads `generator.input.parameters`
+    /// other than through `.Raw`.
     template_reads_input: bool,
 }
 
@@ -235,7 +238,9 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
     let mut application_sets = Vec::new();
     for document in &documents {
         match document["kind"].as_str() {
-            Some("List") => application_sets.extend(document["items"].as_array().into_iter().flatten()),
+            Some("List") => {
+                application_sets.extend(document["items"].as_array().into_iter().flatten())
+            }
             _ => application_sets.push(document),
         }
     }
@@ -265,9 +270,10 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
                 },
                 values: generator["values"].as_object().cloned().unwrap_or_default(),
                 nested,
-                template_reads_input: spec["template"]
-                    .to_string()
-                    .contains("generator.input.parameters"),
+                template_reads_input: {
+                    let template = spec["template"].to_string();
+                    template.contains("generator.input.parameters") && !template.contains(".Raw")
+                },
             });
         }
     }
@@ -286,7 +292,11 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
     Ok(found)
 }
 
-fn plugin_generators_in<'a>(generators: &'a Value, nested: bool, found: &mut Vec<(&'a Value, bool)>) {
+fn plugin_generators_in<'a>(
+    generators: &'a Value,
+    nested: bool,
+    found: &mut Vec<(&'a Value, bool)>,
+) {
     for generator in generators.as_array().into_iter().flatten() {
         if generator["plugin"].is_object() {
             found.push((&generator["plugin"], nested));
@@ -335,7 +345,8 @@ impl Found {
             notes.push(
                 "the template reads generator.input.parameters: Argo CD hands them to templates as \
                  raw JSON, so `{{ index .generator.input.parameters \"k\" }}` prints bytes such \
-                 as {[34 ...]}; have the generator return what the template needs"
+                 as {[34 ...]}; write `{{ (index .generator.input.parameters \"k\").Raw | toString \
+                 | fromJson }}`, or have the generator return what the template needs"
                     .into(),
             );
         }
@@ -364,7 +375,10 @@ impl Found {
                 let params = Value::Object(params);
                 let mut rendered = Map::new();
                 for (key, template) in &self.values {
-                    let text = template.as_str().map(str::to_owned).unwrap_or_else(|| template.to_string());
+                    let text = template
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| template.to_string());
                     let value = match interpolate(&text, &params, self.go_template) {
                         Some(value) => value,
                         None => {
@@ -421,7 +435,10 @@ fn flatten(prefix: &str, value: &Value, flat: &mut Map<String, Value>) {
             flat.insert(prefix.to_owned(), "<nil>".into());
         }
         Value::Number(n) => {
-            flat.insert(prefix.to_owned(), go_float(n.as_f64().unwrap_or(f64::NAN)).into());
+            flat.insert(
+                prefix.to_owned(),
+                go_float(n.as_f64().unwrap_or(f64::NAN)).into(),
+            );
         }
         other => {
             flat.insert(prefix.to_owned(), go_print(other).into());
@@ -443,7 +460,9 @@ fn interpolate(template: &str, params: &Value, go_template: bool) -> Option<Stri
         if go_template {
             let path = key.strip_prefix('.')?;
             let valid = |s: &str| {
-                s.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
                     && s.chars().all(|c| c.is_alphanumeric() || c == '_')
             };
             if !path.split('.').all(valid) {
@@ -452,7 +471,9 @@ fn interpolate(template: &str, params: &Value, go_template: bool) -> Option<Stri
             if path.starts_with("generator.") {
                 return None;
             }
-            out.push_str(&go_print(params.pointer(&format!("/{}", path.replace('.', "/")))?));
+            out.push_str(&go_print(
+                params.pointer(&format!("/{}", path.replace('.', "/")))?,
+            ));
         } else {
             match params.get(key).and_then(Value::as_str) {
                 Some(value) if !key.is_empty() => out.push_str(value),
@@ -562,7 +583,10 @@ spec:
         assert_eq!(found[0].application_set, "previews");
         assert_eq!(found[0].namespace.as_deref(), Some("argocd"));
         assert!(found[0].go_template && found[0].nested && found[0].template_reads_input);
-        assert_eq!(found[0].parameters, json!({"branch": "{{ .branch }}", "n": 3}));
+        assert_eq!(
+            found[0].parameters,
+            json!({"branch": "{{ .branch }}", "n": 3})
+        );
         assert_eq!(
             serde_json::from_str::<Value>(&found[0].request_body()).unwrap(),
             json!({"applicationSetName": "previews", "applicationSetNamespace": "argocd",
@@ -593,8 +617,15 @@ spec:
             "{error}"
         );
         let error = plugin_generators("kind: ApplicationSet\nspec: {}\n", "p").unwrap_err();
-        assert!(error.contains("no ApplicationSet with a plugin generator"), "{error}");
-        assert!(plugin_generators("{", "p").unwrap_err().contains("not YAML"));
+        assert!(
+            error.contains("no ApplicationSet with a plugin generator"),
+            "{error}"
+        );
+        assert!(
+            plugin_generators("{", "p")
+                .unwrap_err()
+                .contains("not YAML")
+        );
     }
 
     #[test]
@@ -613,7 +644,10 @@ spec:
                 "values": {"link": "https://x/web/1.234567e+06", "other": "{{ .name | upper }}"},
             })
         );
-        assert!(notes[0].contains("values.other is shown as written"), "{notes:?}");
+        assert!(
+            notes[0].contains("values.other is shown as written"),
+            "{notes:?}"
+        );
 
         let (views, notes) = found[1].template_view(&sets);
         assert_eq!(

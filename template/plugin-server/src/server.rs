@@ -4,6 +4,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use actix_http::body::BoxBody;
@@ -63,12 +64,13 @@ const METRICS_CONNECTIONS: usize = 16;
 /// Builds the server on bound listeners. Await the returned [`Server`] to
 /// run it; stop it with its handle (`cli` does on SIGTERM and SIGINT), which
 /// lets in-flight requests finish with `Connection: close` and closes idle
-/// connections.
+/// connections. While `draining` is set, every answer says `Connection: close`.
 pub fn build<G: Generator>(
     listeners: Listeners,
     config: Config,
     tokens: Arc<TokenStore>,
     generator: Arc<G>,
+    draining: Arc<AtomicBool>,
 ) -> io::Result<Server> {
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -128,6 +130,7 @@ pub fn build<G: Generator>(
             limits,
             shutdown.clone(),
             tokens.clone().into_inner(),
+            draining.clone(),
         ),
     )?;
     #[cfg(feature = "metrics")]
@@ -148,13 +151,13 @@ pub fn build<G: Generator>(
             builder.listen(
                 "metrics",
                 listener,
-                http(metrics_app, limits, shutdown, tokens.into_inner()),
+                http(metrics_app, limits, shutdown, tokens.into_inner(), draining),
             )?
         }
         None => builder,
     };
     #[cfg(not(feature = "metrics"))]
-    let _ = (metrics_listener, shutdown);
+    let _ = (metrics_listener, shutdown, draining);
     Ok(builder.run())
 }
 
@@ -173,6 +176,7 @@ fn http<F, I, S, B>(
     limits: Limits,
     shutdown: GracefulShutdownSignal,
     tokens: Arc<TokenStore>,
+    draining: Arc<AtomicBool>,
 ) -> impl ServerServiceFactory<TcpStream>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -184,7 +188,12 @@ where
     B: MessageBody + 'static,
 {
     move || {
-        let connections = Connections::start(limits.cap, limits.timeouts, shutdown.clone());
+        let connections = Connections::start(
+            limits.cap,
+            limits.timeouts,
+            shutdown.clone(),
+            Arc::clone(&draining),
+        );
         let tokens = Arc::clone(&tokens);
         let admit = fn_service(move |stream: TcpStream| {
             let peer = stream.peer_addr().ok();

@@ -180,10 +180,11 @@ fn walk(segment: &str, value: &Value, path: &mut String, found: &mut BTreeMap<St
             }
         }
         Value::Null | Value::Number(_) => {
-            if found.len() < MAX_PER_REPLY && !found.contains_key(path.as_str()) {
-                if let Some(surprise) = surprise(path, value) {
-                    found.insert(path.clone(), surprise);
-                }
+            if found.len() < MAX_PER_REPLY
+                && !found.contains_key(path.as_str())
+                && let Some(surprise) = surprise(path, value)
+            {
+                found.insert(path.clone(), surprise);
             }
         }
         Value::Bool(_) | Value::String(_) => {}
@@ -303,19 +304,38 @@ mod tests {
     #[test]
     fn flags_what_argo_cd_prints_differently_once_per_key() {
         let sets = [
-            set(json!({"id": 1234567, "name": "a", "n": 42, "build": {"ids": [12345678901234567u64]}})),
+            set(
+                json!({"id": 1234567, "name": "a", "n": 42, "build": {"ids": [12345678901234567u64]}}),
+            ),
             set(json!({"id": 7654321, "nothing": null, "ratio": 0.5})),
         ];
         let found = surprises(&sets);
         let keys: Vec<&str> = found.iter().map(Surprise::key).collect();
         assert_eq!(keys, ["build.ids[]", "id", "nothing"]);
-        let Surprise::Printed { rendered, precision_lost, .. } = &found[1] else {
+        let Surprise::Printed {
+            rendered,
+            precision_lost,
+            ..
+        } = &found[1]
+        else {
             panic!("{found:?}")
         };
-        assert_eq!((rendered.as_str(), *precision_lost), ("1.234567e+06", false));
-        assert!(matches!(found[0], Surprise::Printed { precision_lost: true, .. }));
+        assert_eq!(
+            (rendered.as_str(), *precision_lost),
+            ("1.234567e+06", false)
+        );
+        assert!(matches!(
+            found[0],
+            Surprise::Printed {
+                precision_lost: true,
+                ..
+            }
+        ));
         let message = found[1].to_string();
-        assert!(message.contains("1.234567e+06") && message.contains("\"1234567\""), "{message}");
+        assert!(
+            message.contains("1.234567e+06") && message.contains("\"1234567\""),
+            "{message}"
+        );
         assert!(found[2].to_string().contains("<no value>"));
     }
 
@@ -325,11 +345,19 @@ mod tests {
         assert_eq!(
             found,
             [
-                Surprise::Reserved { key: "generator".into() },
-                Surprise::Reserved { key: "values".into() },
+                Surprise::Reserved {
+                    key: "generator".into()
+                },
+                Surprise::Reserved {
+                    key: "values".into()
+                },
             ]
         );
-        assert!(found[1].to_string().contains("when its plugin generator sets them"));
+        assert!(
+            found[1]
+                .to_string()
+                .contains("when its plugin generator sets them")
+        );
     }
 
     #[test]

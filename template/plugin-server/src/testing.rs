@@ -135,7 +135,14 @@ impl TestServer {
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = server::build(listeners, config, tokens, Arc::new(generator)).unwrap();
+                let server = server::build(
+                    listeners,
+                    config,
+                    tokens,
+                    Arc::new(generator),
+                    Arc::default(),
+                )
+                .unwrap();
                 sender.send(server.handle()).unwrap();
                 server.await.unwrap();
             })

@@ -65,6 +65,8 @@ fn plugin(args: &[&str], token_file: &std::path::Path, addr: SocketAddr) -> Comm
         .env("PLUGIN_LISTEN_ADDR", addr.to_string())
         .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
+        // Stop at once on SIGTERM; `sigterm_drains_...` tests the drain.
+        .env("PLUGIN_DRAIN_SECS", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
@@ -96,8 +98,14 @@ fn refused(command: &mut Command) -> String {
 
 /// Starts the plugin and waits until it answers its liveness probe.
 fn start(token_file: &std::path::Path) -> (Child, SocketAddr) {
+    start_with(token_file, &[])
+}
+
+/// Like [`start`], with more environment variables.
+fn start_with(token_file: &std::path::Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
     let addr = free_port();
     let mut child = plugin(&[], token_file, addr)
+        .envs(env.iter().copied())
         .spawn()
         .expect("starting the plugin");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -212,6 +220,44 @@ fn finishes_in_flight_requests_on_sigterm_and_exits_0() {
 }
 
 #[test]
+fn sigterm_drains_kept_alive_connections_before_stopping() {
+    let dir = TempDir::new();
+    let token = dir.file("token", &format!("{TOKEN}\n"));
+    let (child, addr) = start_with(&token, &[("PLUGIN_DRAIN_SECS", "2")]);
+    let request = controller_request(Some(TOKEN), &request_body("shop", json!({"a": "b"})));
+    let mut kept_alive = connect(addr);
+    kept_alive.write_all(&request).unwrap();
+    let before = read_response(&mut kept_alive).unwrap();
+    assert_eq!((before.status, before.header("connection")), (200, None));
+
+    terminate(&child);
+    let signalled = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    // The kept-alive connection is still served, and told to close.
+    kept_alive.write_all(&request).unwrap();
+    let during = read_response(&mut kept_alive).unwrap();
+    assert_eq!(
+        (during.status, during.header("connection")),
+        (200, Some("close"))
+    );
+    // So is a new one (in a cluster, the Service has stopped sending them).
+    let fresh = exchange(addr, &request);
+    assert_eq!(
+        (fresh.status, fresh.header("connection")),
+        (200, Some("close"))
+    );
+
+    let (status, log) = stop(child, "-TERM");
+    let stopped = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM received: draining for 2 s"), "{log}");
+    assert!(
+        stopped >= Duration::from_millis(1900) && stopped < Duration::from_secs(6),
+        "stopped {stopped:?} after SIGTERM"
+    );
+}
+
+#[test]
 fn sigint_stops_as_gracefully_as_sigterm() {
     let dir = TempDir::new();
     let token = dir.file("token", &format!("{TOKEN}\n"));
@@ -263,11 +309,19 @@ fn an_unresolved_argo_cd_token_reference_is_diagnosed_once_without_a_token() {
             assert_eq!(reply.status, 403);
         }
         let (_, log) = stop(child, "-TERM");
-        let warnings = log.matches("exists in Argo CD's namespace but has no key").count();
+        let warnings = log
+            .matches("exists in Argo CD's namespace but has no key")
+            .count();
         assert_eq!(warnings, 1, "{log}");
         match named {
-            Some(named) => assert!(log.contains(&format!("presented the token {named}:")), "{log}"),
-            None => assert!(!log.contains("not a key") && log.contains("$<key>"), "{log}"),
+            Some(named) => assert!(
+                log.contains(&format!("presented the token {named}:")),
+                "{log}"
+            ),
+            None => assert!(
+                !log.contains("not a key") && log.contains("$<key>"),
+                "{log}"
+            ),
         }
     }
 }
@@ -347,11 +401,34 @@ fn preview(args: &[&str], env: &[(&str, &str)]) -> Output {
     run_to_exit(&mut command)
 }
 
+/// Runs `preview` with `args` and `input` on its standard input.
+fn preview_stdin(args: &[&str], input: &str) -> Output {
+    let dir = TempDir::new();
+    let mut all = vec!["preview"];
+    all.extend_from_slice(args);
+    let mut child = plugin(&all, &dir.path().join("no-token-needed"), free_port())
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("starting the plugin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "preview did not stop by itself");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// What the child printed, without the test harness's own lines.
 fn printed(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let start = stdout.find('{').expect("JSON on stdout");
-    let end = stdout.rfind('}').expect("JSON on stdout");
+    let start = stdout.find(['{', '[']).expect("JSON on stdout");
+    let end = stdout.rfind(['}', ']']).expect("JSON on stdout");
     serde_json::from_str(&stdout[start..=end]).unwrap()
 }
 
@@ -379,17 +456,50 @@ fn preview_takes_parameters_and_applicationset_files() {
         json!({"output": {"parameters": [{"x": [1, 2]}]}})
     );
 
+    // An ApplicationSet as kept in Git: what its template sees, per set,
+    // and a warning for a number Argo CD prints as 1.234567e+06.
+    let yaml = "\
+# kept in Git
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: shop, namespace: argocd}
+spec:
+  goTemplate: true
+  generators:
+    - plugin:
+        configMapRef: {name: test-plugin}
+        input:
+          parameters:
+            sets: [{k: v, id: 1234567}]
+        values: {link: 'x/{{ .k }}'}
+";
+    let sees = json!([{
+        "k": "v", "id": 1234567,
+        "generator": {"input": {"parameters": {"sets": [{"k": "v", "id": 1234567}]}}},
+        "values": {"link": "x/v"},
+    }]);
     let dir = TempDir::new();
-    let application_set = json!({
-        "metadata": {"name": "shop"},
-        "spec": {"generators": [{"plugin": {"input": {"parameters": {"sets": [{"k": "v"}]}}}}]},
-    });
-    let file = dir.file("appset.json", &application_set.to_string());
+    let file = dir.file("appset.yaml", yaml);
     let output = preview(&["--file", file.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(
-        printed(&output),
-        json!({"output": {"parameters": [{"k": "v"}]}})
+    assert_eq!(printed(&output), sees);
+    assert!(
+        stderr(&output).contains("`id` is 1234567: Argo CD decodes numbers as float64 and its template prints 1.234567e+06"),
+        "{}",
+        stderr(&output)
+    );
+    let output = preview_stdin(&["--file", "-"], yaml);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(printed(&output), sees);
+    let output = preview(
+        &["--file", file.to_str().unwrap(), "--config-map", "other"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("names test-plugin"),
+        "{}",
+        stderr(&output)
     );
 }
 

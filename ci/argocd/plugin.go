@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	pluginclient "github.com/argoproj/argo-cd/v3/applicationset/services/plugin"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+)
+
+// plugin is the project's release binary, running on loopback.
+type plugin struct {
+	binary  string
+	url     string
+	token   string
+	command *exec.Cmd
+	log     *tail
+	exited  chan error
+}
+
+// tail keeps the last 16 KiB the plugin logged.
+type tail struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.data = append(t.data, p...)
+	if over := len(t.data) - 16<<10; over > 0 {
+		t.data = t.data[over:]
+	}
+	return len(p), nil
+}
+
+func freePort() (string, error) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer listener.Close()
+	return listener.Addr().String(), nil
+}
+
+func startPlugin(binary, dir string, token []byte) (*plugin, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(os.TempDir(), fmt.Sprintf("argocd-judge-%d-%s.token", os.Getpid(), strings.ReplaceAll(addr, ":", "-")))
+	if err := os.WriteFile(tokenFile, token, 0o600); err != nil {
+		return nil, err
+	}
+	metrics, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &plugin{
+		binary: binary,
+		url:    "http://" + addr,
+		token:  strings.TrimSpace(string(token)),
+		log:    &tail{},
+		exited: make(chan error, 1),
+	}
+	p.command = exec.Command(binary)
+	p.command.Dir = dir
+	p.command.Env = append(os.Environ(),
+		"PLUGIN_TOKEN_FILE="+tokenFile,
+		"PLUGIN_LISTEN_ADDR="+addr,
+		"PLUGIN_METRICS_ADDR="+metrics,
+		"RUST_LOG=warn")
+	p.command.Stderr = p.log
+	if err := p.command.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.exited <- p.command.Wait()
+		_ = os.Remove(tokenFile)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Close()
+			return p, nil
+		}
+		select {
+		case err := <-p.exited:
+			return nil, fmt.Errorf("%s exited at start-up (%v)%s", binary, err, p.logTail())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return nil, fmt.Errorf("%s never listened on %s%s", binary, addr, p.logTail())
+		}
+	}
+}
+
+func (p *plugin) kill() {
+	if p.command.ProcessState == nil {
+		_ = p.command.Process.Kill()
+	}
+}
+
+func (p *plugin) logTail() string {
+	p.log.mu.Lock()
+	defer p.log.mu.Unlock()
+	if len(p.log.data) == 0 {
+		return ""
+	}
+	return "\nthe plugin logged:\n" + string(p.log.data)
+}
+
+// exampleParameters asks the binary for its example request's parameters.
+func (p *plugin) exampleParameters() (v1alpha1.PluginParameters, error) {
+	out, err := output(".", p.binary, "preview", "--request")
+	if err != nil {
+		return nil, err
+	}
+	var request pluginclient.ServiceRequest
+	if err := json.Unmarshal(out, &request); err != nil {
+		return nil, fmt.Errorf("%s preview --request: %w", p.binary, err)
+	}
+	return request.Input.Parameters, nil
+}
+
+// service forwards each connection to the backend chosen when it was
+// opened, as kube-proxy does: once a pod leaves the endpoints, new
+// connections go elsewhere while established ones stay with it.
+type service struct {
+	listener net.Listener
+	mu       sync.Mutex
+	backend  string
+}
+
+func newService(backend string) (*service, error) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &service{listener: listener, backend: backend}
+	go func() {
+		for {
+			client, err := listener.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			backend := s.backend
+			s.mu.Unlock()
+			go forward(client, backend)
+		}
+	}()
+	return s, nil
+}
+
+func (s *service) route(backend string) {
+	s.mu.Lock()
+	s.backend = backend
+	s.mu.Unlock()
+}
+
+func forward(client net.Conn, backend string) {
+	defer client.Close()
+	server, err := net.Dial("tcp", backend)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	done := make(chan struct{}, 2)
+	copy := func(to, from net.Conn) {
+		_, _ = io.Copy(to, from)
+		if tcp, ok := to.(*net.TCPConn); ok {
+			_ = tcp.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go copy(server, client)
+	go copy(client, server)
+	<-done
+	<-done
+}
+
+// rollingRestart is a rolling restart as the ApplicationSet controller lives
+// it: Argo CD's plugin client, from 16 goroutines, posts through a Service to
+// an old pod on kept-alive connections (Go's transport never retries a POST
+// on a connection the server closed). The old pod leaves the endpoints (new
+// connections go to a new pod), then gets SIGTERM. No request may fail.
+func rollingRestart(binary, dir string, token []byte) error {
+	old, err := startPlugin(binary, dir, token)
+	if err != nil {
+		return err
+	}
+	defer old.kill()
+	replacement, err := startPlugin(binary, dir, token)
+	if err != nil {
+		return err
+	}
+	defer replacement.kill()
+	svc, err := newService(strings.TrimPrefix(old.url, "http://"))
+	if err != nil {
+		return err
+	}
+	defer svc.listener.Close()
+	parameters, err := old.exampleParameters()
+	if err != nil {
+		return err
+	}
+	client, err := pluginclient.NewPluginService("rolling-restart", "http://"+svc.listener.Addr().String(), old.token, 30)
+	if err != nil {
+		return err
+	}
+	var (
+		mu               sync.Mutex
+		answered, failed int
+		failures         []string
+		done             = make(chan struct{})
+		workers          sync.WaitGroup
+	)
+	for worker := range 16 {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			// Reconciles come at uneven times: connections sit idle in Go's
+			// pool between them, where a closing server catches them.
+			pause := time.Duration(worker%4) * time.Millisecond
+			for {
+				time.Sleep(pause)
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, err := client.List(context.Background(), parameters)
+				mu.Lock()
+				if err == nil || strings.Contains(err.Error(), "API error with status code") {
+					answered++
+				} else {
+					failed++
+					if len(failures) < 5 {
+						failures = append(failures, err.Error())
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	// preStop: the pod leaves the endpoints, then SIGTERM comes.
+	svc.route(strings.TrimPrefix(replacement.url, "http://"))
+	time.Sleep(500 * time.Millisecond)
+	if err := old.command.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	var exit error
+	select {
+	case exit = <-old.exited:
+	case <-time.After(45 * time.Second):
+		return fmt.Errorf("rolling restart: the old pod did not stop within 45 s of SIGTERM%s", old.logTail())
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(done)
+	workers.Wait()
+	if failed > 0 {
+		return fmt.Errorf("rolling restart: %d of %d requests of Argo CD's client failed while the old pod stopped (%s)%s",
+			failed, answered+failed, strings.Join(failures, "; "), old.logTail())
+	}
+	if exit != nil {
+		return fmt.Errorf("rolling restart: the old pod ended with %v%s", exit, old.logTail())
+	}
+	fmt.Printf("rolling restart: 16 of Argo CD's clients, %d requests, none failed while the old pod drained and stopped\n", answered)
+	return nil
+}
