@@ -22,7 +22,8 @@ const usage = `usage:
   argocd-judge project --dir DIR --binary FILE --crds DIR
       for a rendered project: its ConfigMap's baseUrl through the proxy check;
       its plugin binary started on loopback with a token as deploy/token.sh
-      makes it; each ApplicationSet of deploy/examples through Argo CD's
+      makes it; its example request through Argo CD's plugin client, which
+      must get what preview prints; each ApplicationSet of deploy/examples through Argo CD's
       plugin generator, renderer and reconciler, with the ConfigMap of
       deploy/ (its baseUrl pointed at the plugin); then a rolling restart
       as Argo CD's client lives it`
@@ -77,6 +78,9 @@ func projectCommand(args []string) error {
 		return err
 	}
 	defer plugin.kill()
+	if err := plugin.exampleAsPreviewed(); err != nil {
+		return fmt.Errorf("%w%s", err, plugin.logTail())
+	}
 	judge, err := newJudge(project, plugin.url, *crds)
 	if err != nil {
 		return err

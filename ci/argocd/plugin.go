@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	pluginclient "github.com/argoproj/argo-cd/v3/applicationset/services/plugin"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 )
 
 // plugin is the project's release binary, running on loopback.
@@ -120,8 +120,8 @@ func (p *plugin) logTail() string {
 	return "\nthe plugin logged:\n" + string(p.log.data)
 }
 
-// exampleParameters asks the binary for its example request's parameters.
-func (p *plugin) exampleParameters() (v1alpha1.PluginParameters, error) {
+// exampleRequest asks the binary for its example request.
+func (p *plugin) exampleRequest() (*pluginclient.ServiceRequest, error) {
 	out, err := output(".", p.binary, "preview", "--request")
 	if err != nil {
 		return nil, err
@@ -130,7 +130,37 @@ func (p *plugin) exampleParameters() (v1alpha1.PluginParameters, error) {
 	if err := json.Unmarshal(out, &request); err != nil {
 		return nil, fmt.Errorf("%s preview --request: %w", p.binary, err)
 	}
-	return request.Input.Parameters, nil
+	return &request, nil
+}
+
+// exampleAsPreviewed sends the example request with Argo CD's plugin client
+// and expects, decoded as Argo CD decodes it, what `preview` printed.
+func (p *plugin) exampleAsPreviewed() error {
+	request, err := p.exampleRequest()
+	if err != nil {
+		return err
+	}
+	client, err := pluginclient.NewPluginService(request.ApplicationSetName, p.url, p.token, 30)
+	if err != nil {
+		return err
+	}
+	got, err := client.List(context.Background(), request.Input.Parameters)
+	if err != nil {
+		return fmt.Errorf("the example request: %w", err)
+	}
+	out, err := output(".", p.binary, "preview")
+	if err != nil {
+		return err
+	}
+	var previewed pluginclient.ServiceResponse
+	if err := json.Unmarshal(out, &previewed); err != nil {
+		return fmt.Errorf("%s preview printed no reply: %w", p.binary, err)
+	}
+	if !reflect.DeepEqual(got.Output.Parameters, previewed.Output.Parameters) {
+		return fmt.Errorf("the example request gave Argo CD %v, but preview printed %v", got.Output.Parameters, previewed.Output.Parameters)
+	}
+	fmt.Printf("example request: Argo CD's client got the %d parameter sets preview printed\n", len(got.Output.Parameters))
+	return nil
 }
 
 // service forwards each connection to the backend chosen when it was
@@ -211,7 +241,7 @@ func rollingRestart(binary, dir string, token []byte) error {
 		return err
 	}
 	defer svc.listener.Close()
-	parameters, err := old.exampleParameters()
+	example, err := old.exampleRequest()
 	if err != nil {
 		return err
 	}
@@ -240,7 +270,7 @@ func rollingRestart(binary, dir string, token []byte) error {
 					return
 				default:
 				}
-				_, err := client.List(context.Background(), parameters)
+				_, err := client.List(context.Background(), example.Input.Parameters)
 				mu.Lock()
 				if err == nil || strings.Contains(err.Error(), "API error with status code") {
 					answered++

@@ -1,5 +1,6 @@
-//! The conformance run: a release binary, driven over HTTP the way Argo CD's
-//! ApplicationSet controller drives it, plus the README's curl.
+//! The conformance run: what Argo CD's own code (`judge.rs`) cannot
+//! exercise, on the release binary: raw requests, limits, the metrics
+//! socket, token rotation, the README's curl.
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -34,16 +35,8 @@ pub fn run(project: &Project) -> Result<(), String> {
     let mut controller = Controller::new(plugin.addr, token);
     let fail = |what: &str, detail: String| format!("{name}: {what}: {detail}");
 
-    // The example request over HTTP, decoded as the controller decodes it,
-    // answers what `preview` answered.
-    let sets = controller
-        .post(&example.request)
-        .map_err(|e| fail("the example request", e))?;
-    ensure!(
-        sets == example.sets,
-        "{name}: the example request answered {sets:?} over HTTP, but preview printed {:?}",
-        example.sets
-    );
+    // Argo CD's own client sends the example request and the wrong token
+    // (`judge.rs`); what follows is what it cannot exercise.
 
     // A request that is not the protocol's is an error the operator can
     // read, never an empty success.
@@ -56,12 +49,7 @@ pub fn run(project: &Project) -> Result<(), String> {
         "{name}: parameters that are not a map gave {bad:?}"
     );
 
-    // Authentication, as the ApplicationSet status would show it.
-    let wrong = Controller::new(plugin.addr, "not-the-token").get_params("shop", &json!({}));
-    ensure!(
-        wrong == Err("API error with status code 403: invalid bearer token".into()),
-        "{name}: a wrong token gave {wrong:?}"
-    );
+    // No token: Argo CD sends no header when its Secret holds an empty one.
     let absent = Controller::new(plugin.addr, "").get_params("shop", &json!({}));
     ensure!(
         absent
@@ -158,11 +146,11 @@ pub fn run(project: &Project) -> Result<(), String> {
             example.application_set()
         );
         ensure!(
-            // The example request succeeded three times (HTTP, after the 413, curl).
+            // The example request succeeded twice (after the 413, curl).
             reply.status == 200
-                && text.contains(&format!("plugin_requests_total{{{labels}}} 3\n"))
+                && text.contains(&format!("plugin_requests_total{{{labels}}} 2\n"))
                 && text.contains(
-                    "plugin_request_duration_seconds_bucket{status=\"200\",le=\"+Inf\"} 3\n"
+                    "plugin_request_duration_seconds_bucket{status=\"200\",le=\"+Inf\"} 2\n"
                 ),
             "{name}: /metrics answered {} {text}",
             reply.status

@@ -24,6 +24,10 @@ pub const HELP: &str = "preview runs the generator once and prints the reply Arg
                         per parameter set, what the ApplicationSet's template sees
   --config-map NAME     with --file: the plugin ConfigMap that names this plugin
                         (default: the plugin's name)
+  --set KEY=VALUE       with --file: a value of the other generator of a matrix
+                        (e.g. --set number=42 for a pull request generator): input
+                        parameters templated from it are rendered with it, as
+                        Argo CD does, and the template sees it
   --request             print the request body instead of running it
 Values Argo CD's templates print differently from what the generator returned
 (numbers of a million and more, null) are reported on standard error.
@@ -55,6 +59,10 @@ pub fn run<G: Generator>(
     };
     let config_map = options.config_map.as_deref().unwrap_or(plugin.name);
     let found = plugin_generators(&read(file)?, config_map).map_err(|e| format!("{file}: {e}"))?;
+    let found: Vec<Found> = found
+        .into_iter()
+        .map(|found| found.with_other_generator(&options.other))
+        .collect();
     if options.show_request {
         for generator in &found {
             println!("{}", generator.request_body());
@@ -65,8 +73,17 @@ pub fn run<G: Generator>(
     for found in &found {
         let parsed: GetParamsRequest = serde_json::from_str(&found.request_body())
             .map_err(|e| format!("ApplicationSet {}: {e}", found.application_set))?;
-        let sets = answer(&generator, parsed, &config)
-            .map_err(|e| format!("ApplicationSet {}: {e}", found.application_set))?;
+        let sets = answer(&generator, parsed, &config).map_err(|e| {
+            let hint = match found.templated_parameters().as_slice() {
+                [] => String::new(),
+                keys => format!(
+                    "\n(input.parameters {} were sent as written: give the matrix's other \
+                     generator's values with --set KEY=VALUE)",
+                    keys.join(", ")
+                ),
+            };
+            format!("ApplicationSet {}: {e}{hint}", found.application_set)
+        })?;
         eprintln!(
             "ApplicationSet {} ({}): {} parameter sets, as its template sees them",
             found.application_set,
@@ -129,6 +146,8 @@ struct Options {
     namespace: Option<String>,
     file: Option<String>,
     config_map: Option<String>,
+    /// `--set`: the other generator's values.
+    other: Map<String, Value>,
     show_request: bool,
 }
 
@@ -148,6 +167,13 @@ impl Options {
                 "--namespace" => options.namespace = Some(value(arg)?),
                 "--file" => options.file = Some(value(arg)?),
                 "--config-map" => options.config_map = Some(value(arg)?),
+                "--set" => {
+                    let pair = value(arg)?;
+                    let (key, value) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("--set takes KEY=VALUE, got {pair:?}"))?;
+                    options.other.insert(key.into(), value.into());
+                }
                 flag if flag.starts_with("--") => {
                     return Err(format!("unknown flag {flag}\n{HELP}"));
                 }
@@ -171,8 +197,8 @@ impl Options {
                 "--file takes the name, namespace and parameters from the file\n{HELP}"
             ));
         }
-        if options.config_map.is_some() && options.file.is_none() {
-            return Err(format!("--config-map needs --file\n{HELP}"));
+        if (options.config_map.is_some() || !options.other.is_empty()) && options.file.is_none() {
+            return Err(format!("--config-map and --set need --file\n{HELP}"));
         }
         Ok(options)
     }
@@ -225,6 +251,10 @@ struct Found {
     values: Map<String, Value>,
     /// Inside a matrix or merge generator.
     nested: bool,
+    /// The first generator of its matrix (its keys win over the other's).
+    first: bool,
+    /// `--set`: the other generator's values, for one of its elements.
+    other: Map<String, Value>,
     /// The ApplicationSet's template reads `generator.input.parameters`
     /// other than through `.Raw`.
     template_reads_input: bool,
@@ -253,7 +283,7 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
         let spec = &application_set["spec"];
         let mut generators = Vec::new();
         plugin_generators_in(&spec["generators"], false, &mut generators);
-        for (generator, nested) in generators {
+        for (generator, nested, first) in generators {
             let name = generator["configMapRef"]["name"].as_str().unwrap_or("");
             if name != config_map {
                 others.push(name.to_owned());
@@ -270,6 +300,8 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
                 },
                 values: generator["values"].as_object().cloned().unwrap_or_default(),
                 nested,
+                first,
+                other: Map::new(),
                 template_reads_input: {
                     let template = spec["template"].to_string();
                     template.contains("generator.input.parameters") && !template.contains(".Raw")
@@ -292,14 +324,13 @@ fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String>
     Ok(found)
 }
 
-fn plugin_generators_in<'a>(
-    generators: &'a Value,
-    nested: bool,
-    found: &mut Vec<(&'a Value, bool)>,
-) {
-    for generator in generators.as_array().into_iter().flatten() {
+/// Plugin generators, whether nested, and whether first of their list.
+type Located<'a> = (&'a Value, bool, bool);
+
+fn plugin_generators_in<'a>(generators: &'a Value, nested: bool, found: &mut Vec<Located<'a>>) {
+    for (index, generator) in generators.as_array().into_iter().flatten().enumerate() {
         if generator["plugin"].is_object() {
-            found.push((&generator["plugin"], nested));
+            found.push((&generator["plugin"], nested, index == 0));
         }
         for combining in ["matrix", "merge"] {
             plugin_generators_in(&generator[combining]["generators"], true, found);
@@ -316,21 +347,52 @@ impl Found {
         )
     }
 
-    /// What an author should know about this generator before reading its sets.
-    fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        let templated = self
-            .parameters
+    /// Renders input parameters templated from the matrix's other generator
+    /// with its values (`--set`), as Argo CD does, into strings.
+    fn with_other_generator(mut self, other: &Map<String, Value>) -> Self {
+        if !self.nested || other.is_empty() {
+            return self;
+        }
+        let other_params = if self.go_template {
+            other.clone()
+        } else {
+            let mut flat = Map::new();
+            flatten("", &Value::Object(other.clone()), &mut flat);
+            flat
+        };
+        if let Some(parameters) = self.parameters.as_object_mut() {
+            for value in parameters.values_mut() {
+                if let Some(text) = value.as_str()
+                    && let Some(rendered) = interpolate(text, &other_params, self.go_template)
+                {
+                    *value = rendered.into();
+                }
+            }
+        }
+        self.other = other_params;
+        self
+    }
+
+    /// Input parameters still holding a `{{` template.
+    fn templated_parameters(&self) -> Vec<&str> {
+        self.parameters
             .as_object()
             .into_iter()
             .flatten()
             .filter(|(_, value)| value.to_string().contains("{{"))
             .map(|(key, _)| key.as_str())
-            .collect::<Vec<_>>();
+            .collect()
+    }
+
+    /// What an author should know about this generator before reading its sets.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let templated = self.templated_parameters();
         if self.nested && !templated.is_empty() {
             notes.push(format!(
                 "input.parameters {} are sent as written here; inside a matrix Argo CD first \
-                 renders them with the other generator's values, and sends them as strings",
+                 renders them with the other generator's values, and sends them as strings \
+                 (give those values with --set KEY=VALUE)",
                 templated.join(", ")
             ));
         }
@@ -368,11 +430,16 @@ impl Found {
                     flatten("", &Value::Object(set.clone()), &mut flat);
                     flat
                 };
+                // The matrix's other generator: the first one's keys win.
+                for (key, value) in &self.other {
+                    if !self.first || !params.contains_key(key) {
+                        params.insert(key.clone(), value.clone());
+                    }
+                }
                 params.insert(
                     "generator".into(),
                     serde_json::json!({"input": {"parameters": self.parameters}}),
                 );
-                let params = Value::Object(params);
                 let mut rendered = Map::new();
                 for (key, template) in &self.values {
                     let text = template
@@ -395,9 +462,6 @@ impl Found {
                     };
                     rendered.insert(key.clone(), value.into());
                 }
-                let Value::Object(mut params) = params else {
-                    unreachable!("built as an object above")
-                };
                 if !rendered.is_empty() {
                     if self.go_template {
                         params.insert("values".into(), Value::Object(rendered));
@@ -449,7 +513,7 @@ fn flatten(prefix: &str, value: &Value, flat: &mut Map<String, Value>) {
 /// Renders a `values` template against `params` where preview can do it as
 /// Argo CD does: `{{ .a.b }}` in goTemplate, `{{a.b}}` in flat mode (where
 /// unknown keys stay as written). `None` for anything else.
-fn interpolate(template: &str, params: &Value, go_template: bool) -> Option<String> {
+fn interpolate(template: &str, params: &Map<String, Value>, go_template: bool) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -471,9 +535,10 @@ fn interpolate(template: &str, params: &Value, go_template: bool) -> Option<Stri
             if path.starts_with("generator.") {
                 return None;
             }
-            out.push_str(&go_print(
-                params.pointer(&format!("/{}", path.replace('.', "/")))?,
-            ));
+            let mut segments = path.split('.');
+            let first = params.get(segments.next()?)?;
+            let value = segments.try_fold(first, |value, segment| value.get(segment))?;
+            out.push_str(&go_print(value));
         } else {
             match params.get(key).and_then(Value::as_str) {
                 Some(value) if !key.is_empty() => out.push_str(value),
@@ -662,6 +727,24 @@ spec:
     }
 
     #[test]
+    fn the_matrix_s_other_generator_renders_the_input_and_joins_the_set() {
+        let other = json!({"branch": "feature-1", "name": "pr"});
+        let other = other.as_object().unwrap();
+        let found = plugin_generators(YAML, "my-plugin").unwrap();
+        let matrix = found[0].clone().with_other_generator(other);
+        assert_eq!(matrix.parameters, json!({"branch": "feature-1", "n": 3}));
+        assert!(matrix.templated_parameters().is_empty());
+        // The pull request generator comes first: its `name` wins.
+        let sets = [json!({"name": "web", "n": 3}).as_object().cloned().unwrap()];
+        let (views, _) = matrix.template_view(&sets);
+        assert_eq!(views[0]["name"], "pr");
+        assert_eq!(views[0]["branch"], "feature-1");
+        assert_eq!(views[0]["values"]["link"], "https://x/pr/3");
+        // A generator that is not nested is left alone.
+        assert_eq!(found[1].clone().with_other_generator(other), found[1]);
+    }
+
+    #[test]
     fn bad_arguments_say_what_is_wrong() {
         let error = |args: &[&str]| options(args).unwrap_err();
         assert!(error(&["{not json"]).contains("PARAMETERS is not JSON"));
@@ -669,6 +752,7 @@ spec:
         assert!(error(&["--namespace"]).contains("needs a value"));
         assert!(error(&["--bogus"]).contains("unknown flag"));
         assert!(error(&["--file", "x", "{}"]).contains("from the file"));
-        assert!(error(&["--config-map", "x"]).contains("needs --file"));
+        assert!(error(&["--config-map", "x"]).contains("need --file"));
+        assert!(error(&["--file", "f", "--set", "x"]).contains("KEY=VALUE"));
     }
 }

@@ -327,6 +327,37 @@ fn an_unresolved_argo_cd_token_reference_is_diagnosed_once_without_a_token() {
 }
 
 #[test]
+fn values_argo_cd_prints_differently_are_logged_once_per_application_set_and_key() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let (child, addr) = start(&token);
+    let sets = json!({"sets": [{"id": 1234567, "gone": null, "name": "x"}]});
+    for application_set in ["shop", "shop", "shop", "other"] {
+        let reply = exchange(
+            addr,
+            &controller_request(Some(TOKEN), &request_body(application_set, sets.clone())),
+        );
+        assert_eq!(reply.status, 200);
+        // The reply is what the generator returned: never converted.
+        assert_eq!(reply.json()["output"]["parameters"][0]["id"], 1234567);
+    }
+    let (_, log) = stop(child, "-TERM");
+    let id =
+        "`id` is 1234567: Argo CD decodes numbers as float64 and its template prints 1.234567e+06";
+    assert_eq!(
+        log.matches(&format!("ApplicationSet shop: {id}")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!("ApplicationSet other: {id}")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("`gone` is null").count(), 2, "{log}");
+}
+
+#[test]
 fn token_files_no_header_can_carry_are_refused_at_start_up() {
     for (content, reason) in [("\u{a0}", "non-ASCII"), ("\x0b\x0c\n", "control")] {
         let dir = TempDir::new();
