@@ -23,7 +23,8 @@ const usage = `usage:
       for a rendered project: its ConfigMap's baseUrl through the proxy check;
       its plugin binary started on loopback with a token as deploy/token.sh
       makes it; its example request through Argo CD's plugin client, which
-      must get what preview prints; each ApplicationSet of deploy/examples through Argo CD's
+      must get what preview prints, then as an ApplicationSet through Argo
+      CD's reconciler; each ApplicationSet of deploy/examples through Argo CD's
       plugin generator, renderer and reconciler, with the ConfigMap of
       deploy/ (its baseUrl pointed at the plugin); then a rolling restart
       as Argo CD's client lives it`
@@ -78,12 +79,16 @@ func projectCommand(args []string) error {
 		return err
 	}
 	defer plugin.kill()
-	if err := plugin.exampleAsPreviewed(); err != nil {
+	request, err := plugin.exampleAsPreviewed()
+	if err != nil {
 		return fmt.Errorf("%w%s", err, plugin.logTail())
 	}
 	judge, err := newJudge(project, plugin.url, *crds)
 	if err != nil {
 		return err
+	}
+	if err := judge.exampleRequest(request); err != nil {
+		return fmt.Errorf("%w%s", err, plugin.logTail())
 	}
 	for _, file := range examples {
 		if err := judge.applicationSets(file); err != nil {

@@ -135,32 +135,32 @@ func (p *plugin) exampleRequest() (*pluginclient.ServiceRequest, error) {
 
 // exampleAsPreviewed sends the example request with Argo CD's plugin client
 // and expects, decoded as Argo CD decodes it, what `preview` printed.
-func (p *plugin) exampleAsPreviewed() error {
+func (p *plugin) exampleAsPreviewed() (*pluginclient.ServiceRequest, error) {
 	request, err := p.exampleRequest()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client, err := pluginclient.NewPluginService(request.ApplicationSetName, p.url, p.token, 30)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	got, err := client.List(context.Background(), request.Input.Parameters)
 	if err != nil {
-		return fmt.Errorf("the example request: %w", err)
+		return nil, fmt.Errorf("the example request: %w", err)
 	}
 	out, err := output(".", p.binary, "preview")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var previewed pluginclient.ServiceResponse
 	if err := json.Unmarshal(out, &previewed); err != nil {
-		return fmt.Errorf("%s preview printed no reply: %w", p.binary, err)
+		return nil, fmt.Errorf("%s preview printed no reply: %w", p.binary, err)
 	}
 	if !reflect.DeepEqual(got.Output.Parameters, previewed.Output.Parameters) {
-		return fmt.Errorf("the example request gave Argo CD %v, but preview printed %v", got.Output.Parameters, previewed.Output.Parameters)
+		return nil, fmt.Errorf("the example request gave Argo CD %v, but preview printed %v", got.Output.Parameters, previewed.Output.Parameters)
 	}
 	fmt.Printf("example request: Argo CD's client got the %d parameter sets preview printed\n", len(got.Output.Parameters))
-	return nil
+	return request, nil
 }
 
 // service forwards each connection to the backend chosen when it was
