@@ -63,8 +63,8 @@ impl PluginGenerator {
 
     pub fn new(upstream: &str, timeout: Duration) -> Result<Self, String> {
         // The URL may carry credentials: never echo it.
-        let upstream = reqwest::Url::parse(upstream)
-            .map_err(|e| format!("UPSTREAM_URL is not a URL: {e}"))?;
+        let upstream =
+            reqwest::Url::parse(upstream).map_err(|e| format!("UPSTREAM_URL is not a URL: {e}"))?;
         let upstream_name = match (upstream.host_str(), upstream.port()) {
             (Some(host), Some(port)) => format!("{}://{host}:{port}", upstream.scheme()),
             (Some(host), None) => format!("{}://{host}", upstream.scheme()),
@@ -103,7 +103,11 @@ impl PluginGenerator {
                 self.timeout.as_secs_f32()
             ));
         }
-        let what = if error.is_connect() { "unreachable" } else { "failed" };
+        let what = if error.is_connect() {
+            "unreachable"
+        } else {
+            "failed"
+        };
         let error = error.without_url();
         let mut message = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -291,12 +295,15 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let sender = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let _ = stream.read(&mut [0; 4096]);
             let item = r#"{"component":"front","digest":"sha256:aa"},"#.repeat(100);
             let chunk = format!("{:x}\r\n{item}\r\n", item.len());
             let mut sent = 0;
-            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nb\r\n{\"builds\":[\r\n";
+            let head =
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nb\r\n{\"builds\":[\r\n";
             let mut frame = head.as_bytes();
             // At most 256 MiB, so a client that never stops cannot hang the test.
             while sent < 256 << 20 && stream.write_all(frame).is_ok() {
@@ -313,7 +320,10 @@ mod tests {
         let (url, sender) = endless_upstream();
         let generator = PluginGenerator::new(&url, Duration::from_secs(20)).unwrap();
         let error = generate(&generator, json!({"branch": "main"})).unwrap_err();
-        assert!(error.message().contains("more than 1048576 bytes"), "{error}");
+        assert!(
+            error.message().contains("more than 1048576 bytes"),
+            "{error}"
+        );
         let sent = sender.join().unwrap();
         assert!(sent < 32 << 20, "the upstream sent {sent} bytes");
     }
@@ -329,11 +339,15 @@ mod tests {
         let generator = PluginGenerator::new(&url, Duration::from_secs(2)).unwrap();
         let error = generate(&generator, json!({"branch": "main"})).unwrap_err();
         let message = error.message();
-        assert!(message.contains(&format!("127.0.0.1:{port} unreachable")), "{message}");
+        assert!(
+            message.contains(&format!("127.0.0.1:{port} unreachable")),
+            "{message}"
+        );
         for secret in ["user", "hunter2", "sekret"] {
             assert!(!message.contains(secret), "{message}");
         }
-        let error = PluginGenerator::new("http://user:hunter2@", Duration::from_secs(1)).unwrap_err();
+        let error =
+            PluginGenerator::new("http://user:hunter2@", Duration::from_secs(1)).unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
     }
 
