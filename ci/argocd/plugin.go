@@ -25,7 +25,8 @@ type plugin struct {
 	token   string
 	command *exec.Cmd
 	log     *tail
-	exited  chan error
+	done    chan struct{} // closed once the process has exited
+	exit    error         // its exit, once done is closed
 }
 
 // tail keeps the last 16 KiB the plugin logged.
@@ -71,7 +72,7 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 		url:    "http://" + addr,
 		token:  strings.TrimSpace(string(token)),
 		log:    &tail{},
-		exited: make(chan error, 1),
+		done:   make(chan struct{}),
 	}
 	p.command = exec.Command(binary)
 	p.command.Dir = dir
@@ -85,8 +86,9 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 		return nil, err
 	}
 	go func() {
-		p.exited <- p.command.Wait()
+		p.exit = p.command.Wait()
 		_ = os.Remove(tokenFile)
+		close(p.done)
 	}()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if conn, err := net.Dial("tcp", addr); err == nil {
@@ -94,8 +96,8 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 			return p, nil
 		}
 		select {
-		case err := <-p.exited:
-			return nil, fmt.Errorf("%s exited at start-up (%v)%s", binary, err, p.logTail())
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited at start-up (%v)%s", binary, p.exit, p.logTail())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -105,10 +107,10 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 	}
 }
 
+// kill ends the plugin, if it still runs, and waits for it.
 func (p *plugin) kill() {
-	if p.command.ProcessState == nil {
-		_ = p.command.Process.Kill()
-	}
+	_ = p.command.Process.Kill()
+	<-p.done
 }
 
 func (p *plugin) logTail() string {
@@ -207,15 +209,15 @@ func forward(client net.Conn, backend string) {
 	}
 	defer server.Close()
 	done := make(chan struct{}, 2)
-	copy := func(to, from net.Conn) {
+	pipe := func(to, from net.Conn) {
 		_, _ = io.Copy(to, from)
 		if tcp, ok := to.(*net.TCPConn); ok {
 			_ = tcp.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go copy(server, client)
-	go copy(client, server)
+	go pipe(server, client)
+	go pipe(client, server)
 	<-done
 	<-done
 }
@@ -245,10 +247,7 @@ func rollingRestart(binary, dir string, token []byte) error {
 	if err != nil {
 		return err
 	}
-	client, err := pluginclient.NewPluginService("rolling-restart", "http://"+svc.listener.Addr().String(), old.token, 30)
-	if err != nil {
-		return err
-	}
+	serviceURL := "http://" + svc.listener.Addr().String()
 	var (
 		mu               sync.Mutex
 		answered, failed int
@@ -270,7 +269,13 @@ func rollingRestart(binary, dir string, token []byte) error {
 					return
 				default:
 				}
-				_, err := client.List(context.Background(), example.Input.Parameters)
+				// A client per request, as Argo CD makes one per generation
+				// (it is not safe for concurrent use); all share Go's
+				// default transport and its kept-alive connections.
+				client, err := pluginclient.NewPluginService("rolling-restart", serviceURL, old.token, 30)
+				if err == nil {
+					_, err = client.List(context.Background(), example.Input.Parameters)
+				}
 				mu.Lock()
 				if err == nil || strings.Contains(err.Error(), "API error with status code") {
 					answered++
@@ -291,9 +296,8 @@ func rollingRestart(binary, dir string, token []byte) error {
 	if err := old.command.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	var exit error
 	select {
-	case exit = <-old.exited:
+	case <-old.done:
 	case <-time.After(45 * time.Second):
 		return fmt.Errorf("rolling restart: the old pod did not stop within 45 s of SIGTERM%s", old.logTail())
 	}
@@ -304,8 +308,8 @@ func rollingRestart(binary, dir string, token []byte) error {
 		return fmt.Errorf("rolling restart: %d of %d requests of Argo CD's client failed while the old pod stopped (%s)%s",
 			failed, answered+failed, strings.Join(failures, "; "), old.logTail())
 	}
-	if exit != nil {
-		return fmt.Errorf("rolling restart: the old pod ended with %v%s", exit, old.logTail())
+	if old.exit != nil {
+		return fmt.Errorf("rolling restart: the old pod ended with %v%s", old.exit, old.logTail())
 	}
 	fmt.Printf("rolling restart: 16 of Argo CD's clients, %d requests, none failed while the old pod drained and stopped\n", answered)
 	return nil

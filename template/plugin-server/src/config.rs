@@ -26,7 +26,8 @@ pub struct Config {
     /// `PLUGIN_MAX_REPLY_BYTES`, default 4 MiB: likewise for the reply's size.
     pub max_reply_bytes: usize,
     /// `PLUGIN_MAX_CONNECTIONS`, default 2,048: open connections at most
-    /// (shared among the workers); further clients wait in the backlog.
+    /// (split among the workers); when full, the connection idle the longest
+    /// is closed for a new one, and a new one is refused when all serve.
     pub max_connections: usize,
     /// `PLUGIN_GENERATOR_TIMEOUT_SECS`, default 25: below the controller's 30 s,
     /// so the operator sees our message rather than a client timeout.

@@ -1,6 +1,8 @@
 //! The HTTP endpoints: `POST /api/v1/getparams.execute`, the probes, and JSON
 //! errors for everything else.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use actix_web::http::header::ContentType;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
@@ -108,8 +110,13 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready once the server runs: start-up already refused to go on without a token.
-async fn readyz(tokens: web::Data<TokenStore>) -> HttpResponse {
+/// Ready once the server runs (start-up already refused to go on without a
+/// token), until SIGTERM starts the drain: then 503, so that Kubernetes takes
+/// the pod out of the Service even without a `preStop` hook.
+async fn readyz(tokens: web::Data<TokenStore>, draining: web::Data<AtomicBool>) -> HttpResponse {
+    if draining.load(Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",
         "tokenFile": tokens.path(),

@@ -64,7 +64,8 @@ const METRICS_CONNECTIONS: usize = 16;
 /// Builds the server on bound listeners. Await the returned [`Server`] to
 /// run it; stop it with its handle (`cli` does on SIGTERM and SIGINT), which
 /// lets in-flight requests finish with `Connection: close` and closes idle
-/// connections. While `draining` is set, every answer says `Connection: close`.
+/// connections. While `draining` is set, every answer says `Connection: close`
+/// and `/readyz` answers 503.
 pub fn build<G: Generator>(
     listeners: Listeners,
     config: Config,
@@ -104,6 +105,7 @@ pub fn build<G: Generator>(
     ));
     #[cfg(feature = "metrics")]
     let metrics = web::Data::new(metrics::Metrics::default());
+    let drain_flag = web::Data::from(Arc::clone(&draining));
 
     let plugin_app = {
         let (config, tokens) = (config.clone(), tokens.clone());
@@ -114,7 +116,8 @@ pub fn build<G: Generator>(
                 .app_data(config.clone())
                 .app_data(tokens.clone())
                 .app_data(generator.clone())
-                .app_data(value_warnings.clone());
+                .app_data(value_warnings.clone())
+                .app_data(drain_flag.clone());
             #[cfg(feature = "metrics")]
             let app = app.app_data(metrics.clone());
             app.configure(handlers::routes::<G>)

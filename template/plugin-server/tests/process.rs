@@ -240,12 +240,16 @@ fn sigterm_drains_kept_alive_connections_before_stopping() {
         (during.status, during.header("connection")),
         (200, Some("close"))
     );
-    // So is a new one (in a cluster, the Service has stopped sending them).
+    // So is a new one (in a cluster, the Service has stopped sending them),
+    // and readiness is withdrawn.
     let fresh = exchange(addr, &request);
     assert_eq!(
         (fresh.status, fresh.header("connection")),
         (200, Some("close"))
     );
+    let ready = exchange(addr, b"GET /readyz HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["status"], "draining");
 
     let (status, log) = stop(child, "-TERM");
     let stopped = signalled.elapsed();
