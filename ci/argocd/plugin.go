@@ -82,6 +82,8 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 		"PLUGIN_METRICS_ADDR="+metrics,
 		"RUST_LOG=warn")
 	p.command.Stderr = p.log
+	// The plugin dies with the judge, however the judge ends.
+	p.command.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.command.Start(); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 //! The job catches a broken template and says where: a copy of the
 //! template is broken on purpose, rendered, and checked.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use template_ci::checks;
 use template_ci::liquid_lint::Template;
@@ -19,6 +19,29 @@ fn broken_copy(name: &str, file: &str, edit: impl Fn(&str) -> String) -> PathBuf
     assert_ne!(original, edited, "the edit changed {file}");
     std::fs::write(&path, edited).unwrap();
     copy
+}
+
+/// Gives a copy's changed `plugin-server` a version of its own, so that in
+/// the shared target folder (where cargo tells path packages apart by name,
+/// version and relative path) no other project links it, nor it theirs.
+fn own_plugin_server(copy: &Path, tag: &str) {
+    for (file, from, to) in [
+        (
+            "template/plugin-server/Cargo.toml",
+            "version = \"0.1.0\"",
+            format!("version = \"0.1.0-{tag}\""),
+        ),
+        (
+            "template/Cargo.lock.liquid",
+            "name = \"plugin-server\"\nversion = \"0.1.0\"",
+            format!("name = \"plugin-server\"\nversion = \"0.1.0-{tag}\""),
+        ),
+    ] {
+        let path = copy.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} lacks {from}");
+        std::fs::write(&path, text.replacen(from, &to, 1)).unwrap();
+    }
 }
 
 fn render(repo: PathBuf, name: &str) -> Project {
@@ -104,11 +127,12 @@ fn a_reply_argo_cd_cannot_read_fails_argo_cds_judge() {
             1,
         )
     });
+    own_plugin_server(&repo, "params");
     let project = render(repo, "plugin-broken-params");
     let error = template_ci::judge::run(&project).unwrap_err();
     assert!(
         error.contains(
-            "Argo CD created no Application: the plugin's 2xx reply held no output.parameters"
+            "Argo CD created no Application: the plugin's 2xx reply held no parameter sets"
         ),
         "{error}"
     );
@@ -125,6 +149,7 @@ fn failures_answered_2xx_fail_argo_cds_judge() {
             1,
         )
     });
+    own_plugin_server(&repo, "ok-failures");
     let project = render(repo, "plugin-broken-ok-failures");
     let error = template_ci::judge::run(&project).unwrap_err();
     assert!(

@@ -50,10 +50,10 @@ pub fn run<G: Generator>(
         let parsed: GetParamsRequest = serde_json::from_str(&request)
             .map_err(|e| format!("the request is not a valid plugin request: {e}\n{request}"))?;
         let generator = new_generator()?;
-        let sets = answer(&generator, parsed, &config)?;
+        let (sets, body) = answer(&generator, parsed, &config)?;
         report_surprises(&sets);
-        // Pretty, for people; the same reply the server sends.
-        let reply = serde_json::json!({"output": {"parameters": sets}});
+        // The reply the server sends, pretty for people.
+        let reply: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         println!("{}", pretty(&reply));
         return Ok(());
     };
@@ -73,7 +73,7 @@ pub fn run<G: Generator>(
     for found in &found {
         let parsed: GetParamsRequest = serde_json::from_str(&found.request_body())
             .map_err(|e| format!("ApplicationSet {}: {e}", found.application_set))?;
-        let sets = answer(&generator, parsed, &config).map_err(|e| {
+        let (sets, _) = answer(&generator, parsed, &config).map_err(|e| {
             let hint = match found.templated_parameters().as_slice() {
                 [] => String::new(),
                 keys => format!(
@@ -107,19 +107,19 @@ pub fn run<G: Generator>(
     Ok(())
 }
 
-/// The generator's answer under the server's deadline and limits, or the
-/// message Argo CD would show.
+/// The generator's answer under the server's deadline and limits, and the
+/// reply body the server would send; or the message Argo CD would show.
 fn answer<G: Generator>(
     generator: &G,
     request: GetParamsRequest,
     config: &Config,
-) -> Result<Vec<ParameterMap>, String> {
+) -> Result<(Vec<ParameterMap>, Vec<u8>), String> {
     let result = actix_web::rt::System::new().block_on(generator::run(
         generator,
         request,
         config.generator_timeout,
     ));
-    let checked = result.and_then(|sets| generator::reply(&sets, config).map(|_| sets));
+    let checked = result.and_then(|sets| generator::reply(&sets, config).map(|body| (sets, body)));
     checked.map_err(|error| {
         format!(
             "Argo CD would show: API error with status code {}: {error}",
