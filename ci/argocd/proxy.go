@@ -22,11 +22,20 @@ func proxyCommand(urls []string) error {
 		"HTTPS_PROXY": "http://proxy.invalid:3128",
 		"NO_PROXY":    noProxy,
 	} {
-		if err := os.Setenv(key, value); err != nil {
-			return err
-		}
-		if err := os.Setenv(strings.ToLower(key), value); err != nil {
-			return err
+		for _, name := range []string{key, strings.ToLower(key)} {
+			// Set for Go's check alone: the plugin started later inherits
+			// this process's environment.
+			old, had := os.LookupEnv(name)
+			defer func() {
+				if had {
+					_ = os.Setenv(name, old)
+				} else {
+					_ = os.Unsetenv(name)
+				}
+			}()
+			if err := os.Setenv(name, value); err != nil {
+				return err
+			}
 		}
 	}
 	var proxied []string

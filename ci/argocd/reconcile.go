@@ -47,8 +47,10 @@ var pullRequest = map[string]any{
 	"head_short_sha_7": "6a8b3c1", "author": "octocat", "title": "A change",
 }
 
-// The generator's own errors as Argo CD's status shows them.
-var generatorError = regexp.MustCompile(`API error with status code (400|500): `)
+// An example that does not suit the generator, as Argo CD's status shows
+// it: the generator's own error for its input, or a template key its
+// answer lacks.
+var unsuited = regexp.MustCompile(`API error with status code (400|500): |failed to execute go template .*map has no entry for key`)
 
 // Values Argo CD renders when a template prints what it should not: raw
 // JSON bytes (generator.input.parameters), a float64 in %e form, nil.
@@ -343,8 +345,8 @@ func names(apps []v1alpha1.Application) string {
 // and shows the plugin's message; when a plugin answers an empty list, it
 // deletes them.
 //
-// With `example`, an ApplicationSet of deploy/examples whose input the
-// generator refuses is noted and skipped.
+// With `example`, an ApplicationSet of deploy/examples that does not suit
+// the generator is noted and skipped.
 func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet, example bool) error {
 	w, err := j.world(appSet)
 	if err != nil {
@@ -354,8 +356,8 @@ func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet, example bool) error {
 	if err != nil {
 		return err
 	}
-	if example && generatorError.MatchString(message) {
-		fmt.Printf("  note: ApplicationSet %s: the generator refuses its input, so deploy/examples needs updating for it: %s\n", appSet.Name, message)
+	if example && unsuited.MatchString(message) {
+		fmt.Printf("  note: ApplicationSet %s does not suit the generator (its input or the keys its template reads); update deploy/examples for it: %s\n", appSet.Name, message)
 		return nil
 	}
 	if message != "" {
