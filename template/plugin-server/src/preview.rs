@@ -10,7 +10,7 @@ use crate::cli::Plugin;
 use crate::config::Config;
 use crate::generator::{self, Generator};
 use crate::protocol::{GetParamsRequest, ParameterMap};
-use crate::template_values::{self, go_float, go_print};
+use crate::template_values::{self, go_print, go_print_nested};
 
 pub const HELP: &str = "preview runs the generator once and prints the reply Argo CD would receive:
   PARAMETERS            input.parameters as a JSON object, e.g. '{\"environments\":[\"dev\"]}'
@@ -495,17 +495,9 @@ fn flatten(prefix: &str, value: &Value, flat: &mut Map<String, Value>) {
             .iter()
             .enumerate()
             .for_each(|(i, v)| flatten(&key(&i.to_string()), v, flat)),
-        Value::Null => {
-            flat.insert(prefix.to_owned(), "<nil>".into());
-        }
-        Value::Number(n) => {
-            flat.insert(
-                prefix.to_owned(),
-                go_float(n.as_f64().unwrap_or(f64::NAN)).into(),
-            );
-        }
-        other => {
-            flat.insert(prefix.to_owned(), go_print(other).into());
+        // `%v` of a scalar inside a map: null is `<nil>`.
+        scalar => {
+            flat.insert(prefix.to_owned(), go_print_nested(scalar).into());
         }
     }
 }

@@ -117,7 +117,7 @@ pub fn go_print(value: &Value) -> String {
 }
 
 /// Inside a map or slice Go prints a nil interface as `<nil>`.
-fn go_print_nested(value: &Value) -> String {
+pub fn go_print_nested(value: &Value) -> String {
     match value {
         Value::Null => "<nil>".into(),
         other => go_print(other),
