@@ -3,34 +3,14 @@
 //! Argo CD): same headers, same body encoding, same reading of the reply.
 //! It is written from the controller's behaviour, not from the plugin's code.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use plugin_server::testing::{Response, read_response};
 use serde_json::{Map, Value, json};
 
 pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
-
-/// An HTTP reply as read off the wire.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
 
 /// The controller's client: one keep-alive connection, like Go's transport.
 pub struct Controller {
@@ -76,7 +56,7 @@ impl Controller {
     }
 
     /// Sends raw request bytes on the kept-alive connection and reads the reply.
-    pub fn send(&mut self, request: &[u8]) -> Result<Reply, String> {
+    pub fn send(&mut self, request: &[u8]) -> Result<Response, String> {
         if self.connection.is_none() {
             let stream = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
             stream
@@ -88,7 +68,7 @@ impl Controller {
         let result = connection
             .get_mut()
             .write_all(request)
-            .and_then(|()| read_reply(connection))
+            .and_then(|()| read_response(connection))
             .map_err(|e| format!("exchange: {e}"));
         let close = result
             .as_ref()
@@ -126,7 +106,7 @@ pub fn go_json_encode(value: &Value) -> String {
 }
 
 /// What the controller makes of a reply.
-pub fn interpret(reply: &Reply) -> Result<Vec<Map<String, Value>>, String> {
+pub fn interpret(reply: &Response) -> Result<Vec<Map<String, Value>>, String> {
     if !(200..300).contains(&reply.status) {
         let message = serde_json::from_slice::<Value>(&reply.body)
             .ok()
@@ -152,67 +132,12 @@ pub fn interpret(reply: &Reply) -> Result<Vec<Map<String, Value>>, String> {
     serde_json::from_value(sets).map_err(|e| format!("error decoding {:?}: {e}", reply.text()))
 }
 
-/// Reads one HTTP/1.1 reply (Content-Length or chunked body).
-pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
-    let mut line = String::new();
-    let mut next_line = |reader: &mut dyn BufRead| -> std::io::Result<String> {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-    };
-    let status_line = next_line(reader)?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        let header = next_line(reader)?;
-        if header.is_empty() {
-            break;
-        }
-        if let Some((key, value)) = header.split_once(':') {
-            headers.push((key.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    let reply = Reply {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let mut body = Vec::new();
-    if reply
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let size =
-                usize::from_str_radix(next_line(reader)?.split(';').next().unwrap_or(""), 16)
-                    .map_err(std::io::Error::other)?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = reply.header("content-length") {
-        let length: usize = length.parse().map_err(std::io::Error::other)?;
-        body.resize(length, 0);
-        reader.read_exact(&mut body)?;
-    }
-    Ok(Reply { body, ..reply })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
+    fn reply(status: u16, body: &str) -> Response {
+        Response {
             status,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
@@ -252,9 +177,9 @@ mod tests {
     #[test]
     fn reads_chunked_and_sized_replies() {
         let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-        assert_eq!(read_reply(&mut raw.as_bytes()).unwrap().body, b"abc");
+        assert_eq!(read_response(&mut raw.as_bytes()).unwrap().body, b"abc");
         let raw = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nhi";
-        let reply = read_reply(&mut raw.as_bytes()).unwrap();
+        let reply = read_response(&mut raw.as_bytes()).unwrap();
         assert_eq!((reply.status, reply.body), (404, b"hi".to_vec()));
     }
 }

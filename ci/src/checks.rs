@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::command::run;
-use crate::manifests::{kustomize, parse_yaml};
+use crate::manifests::{kustomize, one, parse_yaml, string};
 use crate::project::Project;
 use crate::tools::python_tool;
 
@@ -105,7 +105,7 @@ fn local_overlay(name: &str, install: &[Value], local: &[Value]) -> Result<(), S
         Ok(one(objects, "Deployment", name)?["spec"]["template"]["spec"]["containers"][0].clone())
     };
     let (base, dev) = (container(install)?, container(local)?);
-    let image = string(&base, "/image", "Deployment")?;
+    let image = string(&base, "/image")?;
     let repository = image.rsplit_once(':').map_or(image, |(r, _)| r);
     ensure!(
         dev["image"] == format!("{repository}:dev") && dev["imagePullPolicy"] == "Never",
@@ -224,26 +224,6 @@ pub fn token_secrets(project: &Project) -> Result<Vec<Value>, String> {
     Ok(secrets)
 }
 
-fn one<'a>(objects: &'a [Value], kind: &str, name: &str) -> Result<&'a Value, String> {
-    let found: Vec<&Value> = objects
-        .iter()
-        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .collect();
-    ensure!(
-        found.len() == 1,
-        "the install has {} {kind} named {name}, not 1",
-        found.len()
-    );
-    Ok(found[0])
-}
-
-fn string<'a>(value: &'a Value, pointer: &str, what: &str) -> Result<&'a str, String> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{what} has no string at {pointer}"))
-}
-
 /// The ConfigMap, Service, Deployment, NetworkPolicy and the token Secrets
 /// agree: Argo CD reaches the plugin, with the token the plugin reads.
 pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), String> {
@@ -264,9 +244,9 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     };
 
     // Argo CD's baseUrl reaches the Service, and the Service the container.
-    let plugin_ns = string(deployment, "/metadata/namespace", "Deployment")?;
+    let plugin_ns = string(deployment, "/metadata/namespace")?;
     let port = &service["spec"]["ports"][0]["port"];
-    let base_url = string(configmap, "/data/baseUrl", "ConfigMap")?;
+    let base_url = string(configmap, "/data/baseUrl")?;
     // `<service>.<namespace>.svc`: any cluster domain, and no trailing dot,
     // which Go's NO_PROXY matching does not strip.
     let expected = format!("http://{name}.{plugin_ns}.svc:{port}");
@@ -307,8 +287,8 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
 
     // The ConfigMap's token names the Secret token.sh makes in Argo CD's namespace.
     let (plugin_secret, argocd_secret) = (&secrets[0], &secrets[1]);
-    let argocd_ns = string(configmap, "/metadata/namespace", "ConfigMap")?;
-    let reference = string(configmap, "/data/token", "ConfigMap")?;
+    let argocd_ns = string(configmap, "/metadata/namespace")?;
+    let reference = string(configmap, "/data/token")?;
     let (secret, key) = reference
         .strip_prefix('$')
         .and_then(|r| r.split_once(':'))
@@ -418,7 +398,7 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
 
     // Argo CD waits longer than the generator deadline (25 s), Kubernetes
     // longer than the plugin's shutdown (30 s).
-    let timeout: u64 = string(configmap, "/data/requestTimeout", "ConfigMap")?
+    let timeout: u64 = string(configmap, "/data/requestTimeout")?
         .parse()
         .map_err(|e| format!("ConfigMap {name}: requestTimeout: {e}"))?;
     ensure!(

@@ -37,3 +37,22 @@ pub fn describe(command: &Command) -> String {
     }
     line
 }
+
+/// Clears what steers cargo and rustc from the caller's environment
+/// (`CARGO_TARGET_DIR`, `CARGO_BUILD_*`, the variables cargo sets for the
+/// tests that run us, `RUSTFLAGS`, wrappers), keeping `CARGO_HOME`: a child
+/// build sees what a fresh shell or a Docker build stage would.
+pub fn own_cargo_environment(command: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let steers = (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key == "CARGO"
+            || key.starts_with("RUSTC")
+            || key.starts_with("RUSTDOC")
+            || key == "RUSTFLAGS";
+        if steers {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
+}

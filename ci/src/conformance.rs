@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::argocd::{Controller, GET_PARAMS_PATH, read_reply};
+use crate::argocd::{Controller, GET_PARAMS_PATH};
 use crate::command::run_command;
 use crate::project::{Project, Running};
+use plugin_server::testing::read_response;
 
 /// A token file in this run's folder.
 pub fn token_file(name: &str, content: &str) -> PathBuf {
@@ -170,8 +171,9 @@ pub fn run(project: &Project) -> Result<(), String> {
     }
     let old = Controller::new(plugin.addr, token).post(&example.request);
     ensure!(
-        old.is_err(),
-        "{name}: the old token still works after rotation"
+        old.as_ref()
+            .is_err_and(|e| e.starts_with("API error with status code 403")),
+        "{name}: the old token after rotation gave {old:?}, not a 403"
     );
 
     // SIGTERM: a clean exit.
@@ -194,7 +196,7 @@ fn token_before_body(addr: SocketAddr) -> Result<u16, String> {
     stream
         .write_all(head.as_bytes())
         .map_err(|e| e.to_string())?;
-    let reply = read_reply(&mut BufReader::new(stream))
+    let reply = read_response(&mut BufReader::new(stream))
         .map_err(|e| format!("no answer within 3 s: {e}"))?;
     Ok(reply.status)
 }
@@ -221,7 +223,7 @@ fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
             }
         }
     });
-    let reply = read_reply(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
+    let reply = read_response(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
     let _ = sender.join();
     ensure!(
         reply.status == 413

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::command::run_command;
+use crate::command::{own_cargo_environment, run_command};
 use crate::project::Project;
 
 /// One instruction: its line number, keyword and arguments.
@@ -195,8 +195,9 @@ pub fn replay(project: &Project) -> Result<(), String> {
                 }
             }
             "RUN" => {
+                // The build stage's environment is the image's, not ours.
                 run_command(
-                    Command::new("sh")
+                    own_cargo_environment(&mut Command::new("sh"))
                         .args(["-c", &instruction.args])
                         .current_dir(inside(&root, &workdir)),
                 )

@@ -5,6 +5,7 @@
 //! template-ci bench [--seconds N] [--connections N] [--smoke]
 //! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
 //! template-ci argocd PROJECT                    Argo CD's own code against a rendered project
+//! template-ci check PROJECT                     every check the template's CI runs on a rendering
 //! template-ci lock                              rewrite template/Cargo.lock.liquid
 //! template-ci stamp                             rewrite the version in template/.template.toml
 //! template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
@@ -24,6 +25,7 @@ const USAGE: &str = "usage:
   template-ci bench [--seconds N] [--connections N] [--smoke]
   template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
   template-ci argocd PROJECT
+  template-ci check PROJECT
   template-ci lock
   template-ci stamp
   template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("lock") if args.len() == 1 => lock(),
         Some("stamp") if args.len() == 1 => stamp(),
         Some("argocd") if args.len() == 2 => argocd(Path::new(&args[1])),
+        Some("check") if args.len() == 2 => check(Path::new(&args[1])),
         Some("upgrade") => return upgrade(&args[1..]),
         _ => Err(USAGE.into()),
     };
@@ -105,6 +108,18 @@ fn render(args: &[String]) -> Result<(), String> {
     }
     let project = render.into_dir(Path::new(into))?;
     println!("{}", project.display());
+    Ok(())
+}
+
+/// Every check the template's CI runs on a rendered project, building in
+/// the harness's shared target folder.
+fn check(dir: &Path) -> Result<(), String> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let project = template_ci::project::Project::open(&dir)?;
+    template_ci::checks::all(&project)?;
+    eprintln!("{}: every check passed", project.name);
     Ok(())
 }
 
@@ -347,12 +362,12 @@ fn upgrade(args: &[String]) -> ExitCode {
     }
     let conflicts = report.conflicts();
     if conflicts.is_empty() {
-        println!("no conflicts: review with `git diff`, run `cargo test`, commit");
+        println!("no conflicts: review with `git diff`, run `cargo test --workspace`, commit");
         ExitCode::SUCCESS
     } else {
         println!(
             "{} conflict(s), marked <<<<<<< yours / ======= / >>>>>>> template now in: {}\n\
-             resolve them, run `cargo test`, commit",
+             resolve them, run `cargo test --workspace`, commit",
             conflicts.len(),
             conflicts.join(", ")
         );

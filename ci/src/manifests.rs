@@ -1,13 +1,10 @@
 //! Kubernetes manifests of a rendered project, as JSON values.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::command::{describe, run};
-use crate::tools::python_tool;
+use crate::command::run;
 
 /// `kubectl kustomize <dir>`: the YAML of a whole install.
 pub fn kustomize(dir: &Path) -> Result<String, String> {
@@ -15,55 +12,36 @@ pub fn kustomize(dir: &Path) -> Result<String, String> {
     String::from_utf8(output.stdout).map_err(|e| e.to_string())
 }
 
-/// Parses a multi-document YAML stream (with PyYAML from the tools virtualenv).
+/// Parses a multi-document YAML stream; empty documents are dropped.
 pub fn parse_yaml(yaml: &str) -> Result<Vec<Value>, String> {
-    let mut command = Command::new(python_tool("python3")?);
-    command.args([
-        "-c",
-        "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
-    ]);
-    let line = describe(&command);
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{line}: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(yaml.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(format!(
-            "{line}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|e| format!("not YAML: {e}"))?;
+    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 
 /// The one object of `kind` named `name`.
-pub fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub fn one<'a>(objects: &'a [Value], kind: &str, name: &str) -> Result<&'a Value, String> {
     let found: Vec<&Value> = objects
         .iter()
         .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
         .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one {kind} {name}, found {}",
+    ensure!(
+        found.len() == 1,
+        "the install has {} {kind} named {name}, not 1",
         found.len()
     );
-    found[0]
+    Ok(found[0])
 }
 
-/// A string field, or a panic naming where it was expected.
-pub fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+/// The string at `pointer` in an object (or a part of one).
+pub fn string<'a>(value: &'a Value, pointer: &str) -> Result<&'a str, String> {
     value
         .pointer(pointer)
         .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {pointer} in {value}"))
+        .ok_or_else(
+            || match (value["kind"].as_str(), value["metadata"]["name"].as_str()) {
+                (Some(kind), Some(name)) => format!("{kind} {name} has no string at {pointer}"),
+                _ => format!("no string at {pointer} in {value}"),
+            },
+        )
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::command::run_command;
+use crate::command::{own_cargo_environment, run_command};
 use crate::example::Example;
 use crate::render::Render;
 
@@ -38,18 +38,30 @@ impl Project {
             command.args(["-d", &format!("{key}={value}")]);
         }
         run_command(&mut command)?;
-        let env = if render
-            .defines
-            .iter()
-            .any(|(key, value)| key == "http_client" && value == "true")
-        {
+        Self::open(&parent.join(&render.name))
+    }
+
+    /// A project rendered earlier into `dir`, as its `.template.toml`
+    /// records it.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        let record = std::fs::read_to_string(dir.join(crate::upgrade::RECORD))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let record: toml::Table = record
+            .parse()
+            .map_err(|e| format!("{}/{}: {e}", dir.display(), crate::upgrade::RECORD))?;
+        let answers = record.get("answers").and_then(toml::Value::as_table);
+        let answer = |key: &str| answers.and_then(|a| a.get(key));
+        let name = answer("project-name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| format!("{}: no answers.project-name", dir.display()))?;
+        let env = if answer("http_client").and_then(toml::Value::as_bool) == Some(true) {
             crate::upstream::http_client_env()
         } else {
             Vec::new()
         };
         Ok(Self {
-            name: render.name.clone(),
-            dir: parent.join(&render.name),
+            name: name.to_owned(),
+            dir: dir.to_path_buf(),
             env,
             release: OnceLock::new(),
             example: OnceLock::new(),
@@ -102,7 +114,7 @@ pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, S
     lock.lock()
         .map_err(|e| format!("locking {}: {e}", target.display()))?;
     run_command(
-        Command::new("cargo")
+        own_cargo_environment(&mut Command::new("cargo"))
             .args(args)
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(project),

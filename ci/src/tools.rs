@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::command::run_command;
+use crate::command::{own_cargo_environment, run_command};
 
 const REQUIREMENTS: &str = include_str!("../requirements.txt");
 
@@ -61,7 +61,7 @@ pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
     lock.lock().map_err(|e| e.to_string())?;
     if !binary.exists() {
         run_command(
-            Command::new("cargo")
+            own_cargo_environment(&mut Command::new("cargo"))
                 .args([
                     "install",
                     krate,

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 use template_ci::checks;
 use template_ci::command::{run, run_command};
-use template_ci::manifests::{find, kustomize, parse_yaml, text};
+use template_ci::manifests::{kustomize, one, parse_yaml, string};
 use template_ci::project::Project;
 use template_ci::render::Render;
 use template_ci::tools::python_tool;
@@ -55,7 +55,8 @@ fn token_script_makes_one_new_strong_token_for_both_secrets_offline() {
     run(&project().dir, "bash", &["-n", "deploy/token.sh"]).unwrap();
     let first = token_secrets();
     let second = token_secrets();
-    let value = |secrets: &[Value], i: usize| text(&secrets[i], "/data/token").to_owned();
+    let value =
+        |secrets: &[Value], i: usize| string(&secrets[i], "/data/token").unwrap().to_owned();
     assert_eq!(
         value(&first, 0),
         value(&first, 1),
@@ -76,7 +77,7 @@ fn token_secrets() -> Vec<Value> {
 #[test]
 fn wiring_holds_and_prometheus_is_admitted_only_to_the_metrics_port() {
     checks::wiring(NAME, install(), &token_secrets()).unwrap();
-    let policy = find(install(), "NetworkPolicy", NAME);
+    let policy = one(install(), "NetworkPolicy", NAME).unwrap();
     let rules = policy["spec"]["ingress"].as_array().unwrap();
     assert_eq!(
         rules.len(),
@@ -137,7 +138,7 @@ fn a_policy_that_shuts_out_argocd_server_or_admits_any_pod_fails_the_wiring() {
 
 #[test]
 fn pod_meets_the_restricted_pod_security_profile() {
-    let deployment = find(install(), "Deployment", NAME);
+    let deployment = one(install(), "Deployment", NAME).unwrap();
     let spec = &deployment["spec"];
     let pod = &spec["template"]["spec"];
     assert_eq!(spec["replicas"], 2);
@@ -160,23 +161,30 @@ fn pod_meets_the_restricted_pod_security_profile() {
         dockerfile.contains(&format!("\nUSER {user}:{user}\n")),
         "the image runs as {user}"
     );
-    assert_eq!(text(container, "/livenessProbe/httpGet/path"), "/healthz");
-    assert_eq!(text(container, "/readinessProbe/httpGet/path"), "/readyz");
+    assert_eq!(
+        string(container, "/livenessProbe/httpGet/path").unwrap(),
+        "/healthz"
+    );
+    assert_eq!(
+        string(container, "/readinessProbe/httpGet/path").unwrap(),
+        "/readyz"
+    );
     for limit in [
         "/resources/requests/cpu",
         "/resources/requests/memory",
         "/resources/limits/memory",
     ] {
-        text(container, limit);
+        string(container, limit).unwrap();
     }
-    let sa = find(install(), "ServiceAccount", NAME);
+    let sa = one(install(), "ServiceAccount", NAME).unwrap();
     assert_eq!(sa["automountServiceAccountToken"], false);
     let namespace = &install().iter().find(|o| o["kind"] == "Namespace").unwrap();
     assert_eq!(
-        text(
+        string(
             namespace,
             "/metadata/labels/pod-security.kubernetes.io~1enforce"
-        ),
+        )
+        .unwrap(),
         "restricted"
     );
 }
@@ -223,7 +231,7 @@ fn scanners_find_nothing_but_the_missing_image_digest() {
             .into_iter()
             .flatten()
         {
-            failed.insert(text(check, "/check_id").to_owned());
+            failed.insert(string(check, "/check_id").unwrap().to_owned());
         }
     }
     assert!(passed > 100, "checkov ran its checks ({passed} passed)");
@@ -260,11 +268,11 @@ fn example_applicationsets_keep_their_go_templates() {
     let examples = parse_yaml(&format!("{single}\n---\n{matrix}")).unwrap();
     let config_map = "/plugin/configMapRef/name";
     assert_eq!(
-        text(&examples[0], &format!("/spec/generators/0{config_map}")),
+        string(&examples[0], &format!("/spec/generators/0{config_map}")).unwrap(),
         NAME
     );
     let in_matrix = format!("/spec/generators/0/matrix/generators/1{config_map}");
-    assert_eq!(text(&examples[1], &in_matrix), NAME);
+    assert_eq!(string(&examples[1], &in_matrix).unwrap(), NAME);
     run_command(
         Command::new(tool("yamllint"))
             .args(["-d", "relaxed", "deploy/examples"])
@@ -277,8 +285,8 @@ fn example_applicationsets_keep_their_go_templates() {
 fn sidecar_variant_reaches_the_plugin_on_localhost_with_argocds_secret() {
     let yaml = kustomize(&project().dir.join("deploy/sidecar-example")).unwrap();
     let objects = parse_yaml(&yaml).unwrap();
-    let controller = find(&objects, "Deployment", "argocd-applicationset-controller");
-    let configmap = find(&objects, "ConfigMap", NAME);
+    let controller = one(&objects, "Deployment", "argocd-applicationset-controller").unwrap();
+    let configmap = one(&objects, "ConfigMap", NAME).unwrap();
     let containers = controller["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap();
@@ -295,13 +303,13 @@ fn sidecar_variant_reaches_the_plugin_on_localhost_with_argocds_secret() {
         .find(|e| e["name"] == "PLUGIN_LISTEN_ADDR")
         .unwrap();
     assert_eq!(
-        text(configmap, "/data/baseUrl"),
-        format!("http://{}", text(listen, "/value"))
+        string(configmap, "/data/baseUrl").unwrap(),
+        format!("http://{}", string(listen, "/value").unwrap())
     );
     let volume = &controller["spec"]["template"]["spec"]["volumes"][0];
-    let reference = text(configmap, "/data/token");
+    let reference = string(configmap, "/data/token").unwrap();
     assert_eq!(
-        format!("${}:token", text(volume, "/secret/secretName")),
+        format!("${}:token", string(volume, "/secret/secretName").unwrap()),
         reference
     );
     let helm = project().read("deploy/helm/sidecar-values.yaml");
@@ -331,8 +339,10 @@ fn next_steps_printed_after_rendering_agree_with_the_files() {
         .collect();
     let image_of = |kustomization: &str| -> String {
         let objects = parse_yaml(&kustomize(&project.join(kustomization)).unwrap()).unwrap();
-        let deployment = find(&objects, "Deployment", "plugin-next");
-        text(deployment, "/spec/template/spec/containers/0/image").to_owned()
+        let deployment = one(&objects, "Deployment", "plugin-next").unwrap();
+        string(deployment, "/spec/template/spec/containers/0/image")
+            .unwrap()
+            .to_owned()
     };
     let token_script = std::fs::read_to_string(project.join("deploy/token.sh")).unwrap();
     let (mut builds, mut applies, mut tokens) = (Vec::new(), Vec::new(), 0);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use template_ci::checks;
-use template_ci::manifests::{find, kustomize, parse_yaml, text};
+use template_ci::manifests::{kustomize, one, parse_yaml, string};
 use template_ci::project::Project;
 use template_ci::render::Render;
 
@@ -76,30 +76,37 @@ fn custom_values_reach_code_dockerfile_manifests_and_readme() {
     assert!(image_workflow.contains("DEFAULT_IMAGE: registry.example.com/team/x\n"));
 
     let objects = parse_yaml(&kustomize(&project.dir.join("deploy")).unwrap()).unwrap();
-    let configmap = find(&objects, "ConfigMap", "plugin-custom");
-    assert_eq!(text(configmap, "/metadata/namespace"), "gitops");
+    let configmap = one(&objects, "ConfigMap", "plugin-custom").unwrap();
+    assert_eq!(string(configmap, "/metadata/namespace").unwrap(), "gitops");
     assert_eq!(
-        text(configmap, "/data/baseUrl"),
+        string(configmap, "/data/baseUrl").unwrap(),
         "http://plugin-custom.team-a.svc:8088"
     );
-    let deployment = find(&objects, "Deployment", "plugin-custom");
-    assert_eq!(text(deployment, "/metadata/namespace"), "team-a");
+    let deployment = one(&objects, "Deployment", "plugin-custom").unwrap();
+    assert_eq!(string(deployment, "/metadata/namespace").unwrap(), "team-a");
     assert_eq!(
-        text(deployment, "/spec/template/spec/containers/0/image"),
+        string(deployment, "/spec/template/spec/containers/0/image").unwrap(),
         "registry.example.com/team/x:0.1.0"
     );
-    let policy = find(&objects, "NetworkPolicy", "plugin-custom");
+    let policy = one(&objects, "NetworkPolicy", "plugin-custom").unwrap();
     assert_eq!(
-        text(
+        string(
             policy,
             "/spec/ingress/0/from/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name"
-        ),
+        )
+        .unwrap(),
         "gitops"
     );
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 8088);
     let secrets = checks::token_secrets(&project).unwrap();
-    assert_eq!(text(&secrets[0], "/metadata/namespace"), "team-a");
-    assert_eq!(text(&secrets[1], "/metadata/namespace"), "gitops");
+    assert_eq!(
+        string(&secrets[0], "/metadata/namespace").unwrap(),
+        "team-a"
+    );
+    assert_eq!(
+        string(&secrets[1], "/metadata/namespace").unwrap(),
+        "gitops"
+    );
 
     checks::deploy(&project).unwrap();
     checks::rust(&project).unwrap();

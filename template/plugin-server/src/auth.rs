@@ -334,4 +334,18 @@ mod tests {
         ));
         std::fs::remove_file(path).unwrap();
     }
+
+    #[test]
+    fn accepts_exactly_the_token_among_arbitrary_bytes() {
+        use proptest::prelude::*;
+        let (store, path) = store_with("arbitrary", "s3cret-token\n");
+        proptest::test_runner::TestRunner::default()
+            .run(&prop::collection::vec(any::<u8>(), 0..40), |presented| {
+                prop_assert_eq!(store.verify(&presented), presented == b"s3cret-token");
+                prop_assert!(store.verify(b"s3cret-token"));
+                Ok(())
+            })
+            .unwrap();
+        std::fs::remove_file(path).unwrap();
+    }
 }

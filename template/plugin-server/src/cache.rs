@@ -144,8 +144,9 @@ impl<G: Generator> Cached<G> {
         while state.bytes > MAX_BYTES && state.evict_oldest(key) {}
     }
 
-    /// How many answers and bytes are kept (for tests and diagnostics).
-    pub fn usage(&self) -> (usize, usize) {
+    /// How many answers and bytes are kept.
+    #[cfg(test)]
+    fn usage(&self) -> (usize, usize) {
         let state = self.state();
         (state.entries.len(), state.bytes)
     }

@@ -165,16 +165,7 @@ impl Connections {
         shutdown: GracefulShutdownSignal,
         draining: Arc<AtomicBool>,
     ) -> Rc<Self> {
-        let connections = Rc::new(Self {
-            cap: cap.max(1),
-            all: RefCell::new(VecDeque::new()),
-            worker: Rc::new(Worker {
-                timeouts,
-                open: Cell::new(0),
-                stopping: Cell::new(false),
-                draining,
-            }),
-        });
+        let connections = Rc::new(Self::new(cap, timeouts, draining));
         let weak = Rc::downgrade(&connections);
         actix_web::rt::spawn(async move {
             let mut interval = actix_web::rt::time::interval(SWEEP_INTERVAL);
@@ -194,6 +185,19 @@ impl Connections {
             }
         });
         connections
+    }
+
+    fn new(cap: usize, timeouts: Timeouts, draining: Arc<AtomicBool>) -> Self {
+        Self {
+            cap: cap.max(1),
+            all: RefCell::new(VecDeque::new()),
+            worker: Rc::new(Worker {
+                timeouts,
+                open: Cell::new(0),
+                stopping: Cell::new(false),
+                draining,
+            }),
+        }
     }
 
     /// Takes a new connection. When `cap` are open, the one idle the longest
@@ -363,5 +367,196 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: Duration = Duration::from_secs(10);
+    const KEEP_ALIVE: Duration = Duration::from_secs(120);
+
+    fn connections(cap: usize) -> Connections {
+        let timeouts = Timeouts {
+            header: HEADER,
+            keep_alive: KEEP_ALIVE,
+            request: Duration::from_secs(40),
+        };
+        Connections::new(cap, timeouts, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A client that has sent `0` and takes every write.
+    struct Client(&'static [u8]);
+
+    impl AsyncRead for Client {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Client {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    type Io = Guarded<Client>;
+
+    fn admit(connections: &Connections, bytes: &'static [u8]) -> Io {
+        connections.admit(Client(bytes))
+    }
+
+    /// One read: the bytes it gave (0 once the stream has ended).
+    fn read(io: &mut Io) -> usize {
+        let mut storage = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut storage);
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(io).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) => buf.filled().len(),
+            other => panic!("read gave {other:?}"),
+        }
+    }
+
+    fn write_fails(io: &mut Io) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            Pin::new(io).poll_write(&mut cx, b"HTTP/1.1 200 OK\r\n"),
+            Poll::Ready(Err(_))
+        )
+    }
+
+    fn closed(io: &mut Io) -> bool {
+        io.connection.shed.get() && read(io) == 0 && write_fails(io)
+    }
+
+    #[test]
+    fn when_full_the_connection_idle_the_longest_is_closed_for_a_new_one() {
+        let all = connections(3);
+        let mut a = admit(&all, b"");
+        let b = admit(&all, b"");
+        let mut c = admit(&all, b"");
+        b.connection().request_started();
+        let mut d = admit(&all, b"GET / HTTP/1.1\r\n");
+        assert!(closed(&mut a), "the oldest idle one");
+        assert!(!b.connection.shed.get() && !c.connection.shed.get());
+        assert_eq!(read(&mut d), 16);
+        let e = admit(&all, b"");
+        assert!(!b.connection.shed.get(), "serving: never shed");
+        assert!(closed(&mut c), "then the next idle one");
+        assert!(!d.connection.shed.get() && !e.connection.shed.get());
+        assert_eq!(all.worker.open.get(), 3);
+    }
+
+    #[test]
+    fn when_all_are_serving_the_new_connection_is_closed() {
+        let all = connections(2);
+        let a = admit(&all, b"");
+        let b = admit(&all, b"");
+        a.connection().request_started();
+        b.connection().request_started();
+        let mut c = admit(&all, b"");
+        assert!(closed(&mut c));
+        assert!(!a.connection.shed.get() && !b.connection.shed.get());
+        drop(a);
+        assert_eq!(all.worker.open.get(), 1);
+        let d = admit(&all, b"");
+        assert!(!d.connection.shed.get(), "room again once one is gone");
+    }
+
+    #[test]
+    fn every_request_head_has_the_header_deadline_not_only_the_first() {
+        let all = connections(8);
+        let mut io = admit(&all, b"POST / HTTP/1.1\r\n");
+        let connection = io.connection();
+        connection.request_started();
+        connection.response_finished(false);
+        let answered = Instant::now();
+        // Kept alive with nothing sent: the keep-alive timeout applies.
+        all.sweep(answered + KEEP_ALIVE);
+        assert!(!connection.shed.get());
+        // The next head starts arriving: it has the header timeout from now.
+        let started = Instant::now();
+        assert_eq!(read(&mut io), 17);
+        all.sweep(started + HEADER - Duration::from_millis(100));
+        assert!(!connection.shed.get(), "not before the header timeout");
+        all.sweep(started + HEADER + Duration::from_millis(100));
+        assert!(closed(&mut io), "cut off at the header timeout");
+    }
+
+    #[test]
+    fn a_first_head_that_never_ends_is_cut_off() {
+        let all = connections(8);
+        let mut io = admit(&all, b"");
+        all.sweep(Instant::now() + HEADER + Duration::from_millis(100));
+        assert!(closed(&mut io));
+    }
+
+    #[test]
+    fn an_unread_body_is_read_for_a_bounded_number_of_bytes_then_the_stream_ends() {
+        static BODY: [u8; 2 * LINGER_BYTES] = [b'x'; 2 * LINGER_BYTES];
+        let all = connections(8);
+        let mut io = admit(&all, &BODY);
+        io.connection().request_started();
+        io.connection().response_finished(true);
+        let mut total = 0;
+        loop {
+            let bytes = read(&mut io);
+            if bytes == 0 {
+                break;
+            }
+            total += bytes;
+            assert!(total <= LINGER_BYTES + 64, "read {total} bytes");
+        }
+        assert!(total >= LINGER_BYTES);
+    }
+
+    #[test]
+    fn graceful_stop_closes_kept_alive_connections_and_spares_the_rest() {
+        let all = connections(8);
+        let mut kept_alive = admit(&all, b"");
+        kept_alive.connection().request_started();
+        kept_alive.connection().response_finished(false);
+        let serving = admit(&all, b"");
+        serving.connection().request_started();
+        let fresh = admit(&all, b"");
+        all.stop();
+        assert!(closed(&mut kept_alive));
+        assert!(!serving.connection.shed.get() && serving.connection.stopping());
+        assert!(
+            !fresh.connection.shed.get(),
+            "its request may be on the way"
+        );
+        let mut late = admit(&all, b"");
+        assert!(closed(&mut late), "no new connection once stopping");
+    }
+
+    #[test]
+    fn draining_makes_answers_say_close_without_closing_anything() {
+        let draining = Arc::new(AtomicBool::new(false));
+        let timeouts = Timeouts {
+            header: HEADER,
+            keep_alive: KEEP_ALIVE,
+            request: HEADER,
+        };
+        let all = Connections::new(8, timeouts, Arc::clone(&draining));
+        let io = admit(&all, b"");
+        assert!(!io.connection.stopping());
+        draining.store(true, Ordering::Relaxed);
+        assert!(io.connection.stopping() && !io.connection.shed.get());
     }
 }

@@ -2,31 +2,33 @@
 //!
 //! Owned by the template: the project's own code is its generator (in the
 //! project's `src/generator.rs`), which implements [`Generator`] and is handed
-//! to [`Plugin::main`] by `src/main.rs`. Everything else lives here:
-//! [`protocol`] (the wire format), [`auth`] (the bearer token), [`handlers`]
-//! (HTTP endpoints and their JSON errors), [`server`] (sockets, limits,
-//! timeouts, access log, shutdown; `connection` and `request_body` bound
-//! what one client can cost), [`config`] (environment variables),
-//! [`cache`], [`preview`] (one run without a server), and [`testing`] (a
-//! real server for tests).
+//! to [`Plugin::main`] by `src/main.rs`. That, the protocol's types and, for
+//! tests, `testing` (a real server on a loopback port; the `testing` feature,
+//! which the project's `[dev-dependencies]` turn on) are all it exports.
+//! Inside: `protocol` (the wire format), `auth` (the bearer token),
+//! `handlers` (HTTP endpoints and their JSON errors), `server` (sockets,
+//! limits, timeouts, access log, shutdown; `connection` and `request_body`
+//! bound what one client can cost), `config` (environment variables),
+//! `cache`, `preview` (one run without a server).
 
-pub mod auth;
-pub mod cache;
-pub mod cli;
-pub mod config;
+mod auth;
+mod cache;
+mod cli;
+mod config;
 mod connection;
-pub mod error;
-pub mod generator;
-pub mod handlers;
-pub mod healthcheck;
-pub mod memory;
+mod error;
+mod generator;
+mod handlers;
+mod healthcheck;
+mod memory;
 #[cfg(feature = "metrics")]
-pub mod metrics;
-pub mod preview;
-pub mod protocol;
+mod metrics;
+mod preview;
+mod protocol;
 mod request_body;
-pub mod server;
-pub mod template_values;
+mod server;
+mod template_values;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cli::Plugin;

@@ -243,6 +243,11 @@ impl Response {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!(
@@ -287,38 +292,65 @@ pub fn try_exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Respons
     read_response(&mut stream)
 }
 
-/// Reads one response: the head, then `Content-Length` bytes of body.
-pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// Reads one response (a `Content-Length` or chunked body) off a stream,
+/// byte by byte in its head, so nothing of the next response is consumed.
+pub fn read_response(stream: &mut impl Read) -> std::io::Result<Response> {
+    fn line(stream: &mut impl Read) -> std::io::Result<String> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            if stream.read(&mut byte)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            line.push(byte[0]);
         }
-        head.push(byte[0]);
+        line.truncate(line.len() - 2);
+        Ok(String::from_utf8_lossy(&line).into_owned())
     }
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let status_line = line(stream)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
         .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-        .collect();
-    let length = headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, value)| {
-            value.parse().expect("a numeric Content-Length")
-        });
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body)?;
-    Ok(Response {
+        .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+    let mut response = Response {
         status,
-        headers,
-        body,
-    })
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    loop {
+        let header = line(stream)?;
+        if header.is_empty() {
+            break;
+        }
+        if let Some((key, value)) = header.split_once(':') {
+            response
+                .headers
+                .push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let size = line(stream)?;
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad(format!("bad chunk size {size:?}")))?;
+            let mut chunk = vec![0; size + 2];
+            stream.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            response.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = response.header("content-length") {
+        let length = length
+            .parse()
+            .map_err(|_| bad(format!("bad Content-Length {length:?}")))?;
+        response.body.resize(length, 0);
+        stream.read_exact(&mut response.body)?;
+    }
+    Ok(response)
 }
