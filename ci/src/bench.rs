@@ -200,9 +200,9 @@ pub fn run(
     let dir = &options.out;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let token_file = dir.join("token");
-    std::fs::write(&token_file, TOKEN).map_err(|e| e.to_string())?;
+    fs_err::write(&token_file, TOKEN).map_err(|e| e.to_string())?;
     let script = dir.join("post.lua");
-    std::fs::write(
+    fs_err::write(
         &script,
         format!(
             "wrk.method = \"POST\"\nwrk.body = '{body}\\n'\n\
@@ -215,7 +215,7 @@ pub fn run(
     .map_err(|e| e.to_string())?;
 
     let mut report = Report {
-        binary_bytes: std::fs::metadata(binary).map_err(|e| e.to_string())?.len(),
+        binary_bytes: fs_err::metadata(binary).map_err(|e| e.to_string())?.len(),
         dependencies: dependency_count(project)?,
         machine: machine(),
         options: format!(
@@ -259,10 +259,10 @@ pub fn run(
         ("nginx, fixed body, access log", true),
     ] {
         let nginx_dir = dir.join(if access_log { "nginx-log" } else { "nginx" });
-        std::fs::create_dir_all(&nginx_dir).map_err(|e| e.to_string())?;
+        fs_err::create_dir_all(&nginx_dir).map_err(|e| e.to_string())?;
         let addr = free_port();
         let config = nginx_dir.join("nginx.conf");
-        std::fs::write(
+        fs_err::write(
             &config,
             nginx_config(&nginx_dir, addr.port(), access_log, &answer),
         )
@@ -279,7 +279,7 @@ pub fn run(
 
     let addr = free_port();
     let answer_file = dir.join("answer.json");
-    std::fs::write(&answer_file, &answer).map_err(|e| e.to_string())?;
+    fs_err::write(&answer_file, &answer).map_err(|e| e.to_string())?;
     let mut server = spawn(
         Command::new("python3")
             .arg(python_plugin)
@@ -296,8 +296,8 @@ pub fn run(
     )?);
     drop(server);
 
-    std::fs::write(dir.join("results.md"), markdown(&report)).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("results.svg"), svg(&report)).map_err(|e| e.to_string())?;
+    fs_err::write(dir.join("results.md"), markdown(&report)).map_err(|e| e.to_string())?;
+    fs_err::write(dir.join("results.svg"), svg(&report)).map_err(|e| e.to_string())?;
     Ok(report)
 }
 

@@ -46,13 +46,13 @@ pub const OLDEST_KUBERNETES: &str = "1.30.0";
 pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     let tool = |name: &str| python_tool(name).map(|path| path.display().to_string());
     let scratch = crate::run_dir().join(format!("validate-{}", project.name));
-    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let mut install = Vec::new();
     let mut local = Vec::new();
     for kustomization in ["deploy", "deploy/local", "deploy/sidecar-example"] {
         let yaml = kustomize(&project.dir.join(kustomization))?;
         let file = scratch.join(format!("{}.yaml", kustomization.replace('/', "-")));
-        std::fs::write(&file, &yaml).map_err(|e| e.to_string())?;
+        fs_err::write(&file, &yaml).map_err(|e| e.to_string())?;
         let file = file.display().to_string();
         let validate = tool("kubernetes-validate")?;
         run(&scratch, &validate, &["--strict", "--quiet", &file])?;
@@ -121,8 +121,8 @@ fn local_overlay(name: &str, install: &[Value], local: &[Value]) -> Result<(), S
 fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
     // Kustomize takes only relative paths: a throw-away overlay beside deploy/.
     let overlay = project.dir.join(".check-pod-monitor");
-    std::fs::create_dir_all(&overlay).map_err(|e| e.to_string())?;
-    std::fs::write(
+    fs_err::create_dir_all(&overlay).map_err(|e| e.to_string())?;
+    fs_err::write(
         overlay.join("kustomization.yaml"),
         "resources:\n  - ../deploy\ncomponents:\n  - ../deploy/components/pod-monitor\n",
     )

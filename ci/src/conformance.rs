@@ -159,7 +159,7 @@ pub fn run(project: &Project) -> Result<(), String> {
     }
 
     // A rotated token file is followed without a restart.
-    std::fs::write(&file, "rotated-token-41b2\n").map_err(|e| e.to_string())?;
+    fs_err::write(&file, "rotated-token-41b2\n").map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(6);
     let mut rotated = Controller::new(plugin.addr, "rotated-token-41b2");
     while rotated.post(&example.request).is_err() {

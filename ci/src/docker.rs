@@ -55,8 +55,10 @@ pub fn parse(dockerfile: &str) -> Vec<Instruction> {
 }
 
 /// The files of `dir` Docker sends as the build context, relative to `dir`.
-pub fn context(dir: &Path, dockerignore: &str) -> Vec<PathBuf> {
-    let patterns: Vec<(bool, Vec<String>)> = dockerignore
+/// The last `.dockerignore` pattern that matches a path or one of its
+/// parents decides (`*` and `?` within a segment, `**` across them).
+pub fn context(dir: &Path, dockerignore: &str) -> Result<Vec<PathBuf>, String> {
+    let patterns = dockerignore
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -65,68 +67,35 @@ pub fn context(dir: &Path, dockerignore: &str) -> Vec<PathBuf> {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            let parts = pattern
-                .trim_start_matches('/')
-                .trim_end_matches('/')
-                .split('/')
-                .filter(|part| !part.is_empty() && *part != ".")
-                .map(str::to_owned)
-                .collect();
-            (negated, parts)
+            let pattern = pattern.trim_start_matches('/').trim_end_matches('/');
+            let glob = globset::GlobBuilder::new(pattern.trim_start_matches("./"))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!(".dockerignore: {e}"))?;
+            Ok((negated, glob.compile_matcher()))
         })
-        .collect();
-    crate::files_under(dir)
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(crate::files_under(dir)
         .into_iter()
         .filter_map(|path| path.strip_prefix(dir).ok().map(Path::to_path_buf))
         .filter(|relative| {
-            let parts: Vec<String> = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            // The last pattern that matches the path or one of its parents decides.
             let mut included = true;
-            for (negated, pattern) in &patterns {
-                if (1..=parts.len()).any(|n| glob(pattern, &parts[..n])) {
+            for (negated, matcher) in &patterns {
+                let mut paths = relative.ancestors().filter(|p| !p.as_os_str().is_empty());
+                if paths.any(|path| matcher.is_match(path)) {
                     included = *negated;
                 }
             }
             included
         })
-        .collect()
-}
-
-/// Whether path segments match pattern segments (`*`, `?` within a segment,
-/// `**` across any number of segments).
-fn glob(pattern: &[String], path: &[String]) -> bool {
-    match (pattern.first(), path.first()) {
-        (None, None) => true,
-        (Some(p), _) if p == "**" => {
-            glob(&pattern[1..], path) || (!path.is_empty() && glob(pattern, &path[1..]))
-        }
-        (Some(p), Some(s)) => {
-            segment(p.as_bytes(), s.as_bytes()) && glob(&pattern[1..], &path[1..])
-        }
-        _ => false,
-    }
-}
-
-fn segment(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            segment(&pattern[1..], text) || (!text.is_empty() && segment(pattern, &text[1..]))
-        }
-        (Some(b'?'), Some(_)) => segment(&pattern[1..], &text[1..]),
-        (Some(p), Some(t)) if p == t => segment(&pattern[1..], &text[1..]),
-        _ => false,
-    }
+        .collect())
 }
 
 /// Replays the build stage of the project's Dockerfile (see the module
 /// comment). Fails naming the missing path or the failing step.
 pub fn replay(project: &Project) -> Result<(), String> {
     let dockerfile = parse(&project.read("Dockerfile"));
-    let files = context(&project.dir, &project.read(".dockerignore"));
+    let files = context(&project.dir, &project.read(".dockerignore"))?;
     let stages: Vec<(Option<String>, Vec<&Instruction>)> = {
         let mut stages = Vec::new();
         for instruction in &dockerfile {
@@ -152,11 +121,11 @@ pub fn replay(project: &Project) -> Result<(), String> {
     let scratch = crate::run_dir().join(format!("docker-{}", project.name));
     let _ = std::fs::remove_dir_all(&scratch);
     let root = scratch.join("root");
-    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(&root).map_err(|e| e.to_string())?;
     // Replays share one target folder (only one at a time), so dependencies
     // compile once; each replay's RUN steps still rebuild the project.
     let shared = crate::repo_root().join("target").join("docker-replay");
-    std::fs::create_dir_all(&shared).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(&shared).map_err(|e| e.to_string())?;
     let lock = File::create(shared.join(".lock")).map_err(|e| e.to_string())?;
     lock.lock().map_err(|e| e.to_string())?;
 
@@ -261,7 +230,7 @@ fn copy_from_context(
             destination.join(file.strip_prefix(source).unwrap_or(file))
         };
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
         std::fs::copy(dir.join(file), &target)
             .map_err(|e| format!("copying {}: {e}", file.display()))?;
@@ -296,18 +265,33 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();
         }
-        let files = context(&dir, "# only these\n*\n!Cargo.toml\n!src/\n!server/src/\n");
+        let files = context(&dir, "# only these\n*\n!Cargo.toml\n!src/\n!server/src/\n").unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         assert_eq!(names, ["Cargo.toml", "server/src/lib.rs", "src/main.rs"]);
     }
 
     #[test]
-    fn globs_match_within_and_across_segments() {
-        let split = |s: &str| s.split('/').map(str::to_owned).collect::<Vec<_>>();
-        assert!(glob(&split("*.md"), &split("README.md")));
-        assert!(!glob(&split("*.md"), &split("docs/README.md")));
-        assert!(glob(&split("**/*.md"), &split("docs/a/README.md")));
-        assert!(glob(&split("src"), &split("src")));
+    fn star_stays_in_a_segment_and_double_star_crosses_them() {
+        let dir = crate::run_dir().join("dockerignore-globs");
+        for file in ["README.md", "docs/a/README.md", "docs/b.txt", "src/x.rs"] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        let names = |ignore: &str| -> Vec<String> {
+            let files = context(&dir, ignore).unwrap();
+            files.iter().map(|f| f.display().to_string()).collect()
+        };
+        assert_eq!(
+            names("*.md"),
+            ["docs/a/README.md", "docs/b.txt", "src/x.rs"]
+        );
+        assert_eq!(names("**/*.md"), ["docs/b.txt", "src/x.rs"]);
+        assert_eq!(
+            names("docs\n!docs/b.tx?"),
+            ["README.md", "docs/b.txt", "src/x.rs"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

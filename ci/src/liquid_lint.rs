@@ -32,7 +32,7 @@ pub struct Template {
 impl Template {
     pub fn load(repo: &Path) -> Result<Self, String> {
         let config_path = repo.join("cargo-generate.toml");
-        let config: toml::Table = std::fs::read_to_string(&config_path)
+        let config: toml::Table = fs_err::read_to_string(&config_path)
             .map_err(|e| e.to_string())?
             .parse()
             .map_err(|e| format!("{}: {e}", config_path.display()))?;
@@ -64,8 +64,8 @@ impl Template {
             }
         }
         let mut derived = Vec::new();
-        for entry in std::fs::read_dir(repo.join("hooks")).map_err(|e| e.to_string())? {
-            let text = std::fs::read_to_string(entry.map_err(|e| e.to_string())?.path())
+        for entry in fs_err::read_dir(repo.join("hooks")).map_err(|e| e.to_string())? {
+            let text = fs_err::read_to_string(entry.map_err(|e| e.to_string())?.path())
                 .map_err(|e| e.to_string())?;
             for piece in text.split("variable::set(\"").skip(1) {
                 if let Some((name, _)) = piece.split_once('"') {

@@ -1,49 +1,121 @@
-//! `template-ci`: render the template and try the result.
-//!
-//! ```text
-//! template-ci dev [--name NAME] [--port PORT]   render, build and run a plugin locally
-//! template-ci bench [--seconds N] [--connections N] [--smoke]
-//! template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
-//! template-ci argocd PROJECT                    Argo CD's own code against a rendered project
-//! template-ci check PROJECT                     every check the template's CI runs on a rendering
-//! template-ci lock                              rewrite template/Cargo.lock.liquid
-//! template-ci stamp                             rewrite the version in template/.template.toml
-//! template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
-//! template-ci upgrade --check PROJECT [--template REPO]
-//! ```
+//! `template-ci`: render the template and try the result
+//! (`cargo run -p template-ci -- --help` lists the commands).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
 use template_ci::project::cargo_in_shared_target;
 use template_ci::render::{Render, ensure_author};
 use template_ci::{rendered_target_dir, repo_root};
 
-const USAGE: &str = "usage:
-  template-ci dev [--name NAME] [--port PORT]
-  template-ci bench [--seconds N] [--connections N] [--smoke]
-  template-ci render --name NAME --into DIR [--template REPO] [-d key=value]...
-  template-ci argocd PROJECT
-  template-ci check PROJECT
-  template-ci lock
-  template-ci stamp
-  template-ci upgrade PROJECT [--from REV] [--force] [--template REPO]
-  template-ci upgrade --check PROJECT [--template REPO]";
+/// Renders the template and tries the result.
+#[derive(Parser)]
+#[command(name = "template-ci")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Render a plugin with the defaults, build it and run it on loopback
+    Dev {
+        #[arg(long, default_value = "my-plugin")]
+        name: String,
+        #[arg(long, default_value = "4355")]
+        port: String,
+    },
+    /// Benchmark the default plugin against nginx and Python
+    Bench {
+        #[arg(long)]
+        seconds: Option<u64>,
+        #[arg(long)]
+        connections: Option<u32>,
+        /// A short run that must work; its numbers are not judged
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Render the template into DIR/NAME
+    Render {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        /// The template repository (default: this checkout)
+        #[arg(long, value_name = "REPO")]
+        template: Option<PathBuf>,
+        /// An answer, KEY=VALUE
+        #[arg(short = 'd', long = "define", value_name = "KEY=VALUE", value_parser = key_value)]
+        defines: Vec<(String, String)>,
+    },
+    /// Argo CD's own code against a rendered project
+    Argocd { project: PathBuf },
+    /// Every check the template's CI runs on a rendered project
+    Check { project: PathBuf },
+    /// Rewrite template/Cargo.lock.liquid after a dependency change
+    Lock,
+    /// Rewrite the version in template/.template.toml
+    Stamp,
+    /// Bring the template's changes into a rendered project
+    Upgrade {
+        project: PathBuf,
+        /// Only say whether the project is behind (exit 1 when it is)
+        #[arg(long)]
+        check: bool,
+        /// Run with uncommitted changes
+        #[arg(long)]
+        force: bool,
+        /// The template commit to upgrade from
+        #[arg(long, value_name = "REV")]
+        from: Option<String>,
+        /// The template repository (default: this checkout)
+        #[arg(long, value_name = "REPO")]
+        template: Option<PathBuf>,
+    },
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got {text:?}"))
+}
 
 fn main() -> ExitCode {
     ensure_author();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("dev") => dev(&args[1..]),
-        Some("render") => render(&args[1..]),
-        Some("bench") => bench(&args[1..]),
-        Some("lock") if args.len() == 1 => lock(),
-        Some("stamp") if args.len() == 1 => stamp(),
-        Some("argocd") if args.len() == 2 => argocd(Path::new(&args[1])),
-        Some("check") if args.len() == 2 => check(Path::new(&args[1])),
-        Some("upgrade") => return upgrade(&args[1..]),
-        _ => Err(USAGE.into()),
+    let result = match Cli::parse().command {
+        Commands::Dev { name, port } => dev(&name, &port),
+        Commands::Render {
+            name,
+            into,
+            template,
+            defines,
+        } => render(&name, &into, template, defines),
+        Commands::Bench {
+            seconds,
+            connections,
+            smoke,
+        } => bench(seconds, connections, smoke),
+        Commands::Lock => lock(),
+        Commands::Stamp => stamp(),
+        Commands::Argocd { project } => argocd(&project),
+        Commands::Check { project } => check(&project),
+        Commands::Upgrade {
+            project,
+            check,
+            force,
+            from,
+            template,
+        } => {
+            let options = template_ci::upgrade::Options { force, from };
+            return upgrade(
+                &project,
+                check,
+                &template.unwrap_or_else(repo_root),
+                &options,
+            );
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,59 +126,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--flag value` pairs and repeated `-d key=value`.
-struct Flags {
-    values: Vec<(String, String)>,
-}
-
-impl Flags {
-    fn parse(args: &[String]) -> Result<Self, String> {
-        let mut values = Vec::new();
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            if flag == "--smoke" {
-                values.push((flag.clone(), String::new()));
-                continue;
-            }
-            let value = args
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-            values.push((flag.clone(), value.clone()));
-        }
-        Ok(Self { values })
-    }
-
-    fn get(&self, flag: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(f, _)| f == flag)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn defines(&self) -> Result<Vec<(String, String)>, String> {
-        self.values
-            .iter()
-            .filter(|(flag, _)| flag == "-d" || flag == "--define")
-            .map(|(_, kv)| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| format!("-d takes key=value, got {kv:?}"))
-            })
-            .collect()
-    }
-}
-
-fn render(args: &[String]) -> Result<(), String> {
-    let flags = Flags::parse(args)?;
-    let name = flags.get("--name").ok_or(USAGE)?;
-    let into = flags.get("--into").ok_or(USAGE)?;
+fn render(
+    name: &str,
+    into: &Path,
+    template: Option<PathBuf>,
+    defines: Vec<(String, String)>,
+) -> Result<(), String> {
     let mut render = Render::new(name);
-    render.defines = flags.defines()?;
-    if let Some(repo) = flags.get("--template") {
-        render.repo = PathBuf::from(repo);
+    render.defines = defines;
+    if let Some(repo) = template {
+        render.repo = repo;
     }
-    let project = render.into_dir(Path::new(into))?;
+    let project = render.into_dir(into)?;
     println!("{}", project.display());
     Ok(())
 }
@@ -157,10 +188,7 @@ fn argocd(dir: &Path) -> Result<(), String> {
 
 /// Renders a plugin with the defaults, builds it, and runs it on loopback
 /// with a fresh development token.
-fn dev(args: &[String]) -> Result<(), String> {
-    let flags = Flags::parse(args)?;
-    let name = flags.get("--name").unwrap_or("my-plugin");
-    let port = flags.get("--port").unwrap_or("4355");
+fn dev(name: &str, port: &str) -> Result<(), String> {
     let dev_dir = repo_root().join("target").join("dev");
     let project = Render::new(name)
         .define("plugin_port", port)
@@ -207,17 +235,10 @@ fn dev(args: &[String]) -> Result<(), String> {
 }
 
 /// Renders the default plugin, builds it for release and benchmarks it.
-fn bench(args: &[String]) -> Result<(), String> {
-    let flags = Flags::parse(args)?;
-    let smoke = flags.get("--smoke").is_some();
-    let number = |flag: &str, default: u64| -> Result<u64, String> {
-        flags.get(flag).map_or(Ok(default), |v| {
-            v.parse().map_err(|e| format!("{flag}: {e}"))
-        })
-    };
+fn bench(seconds: Option<u64>, connections: Option<u32>, smoke: bool) -> Result<(), String> {
     let options = template_ci::bench::Options {
-        seconds: number("--seconds", if smoke { 1 } else { 10 })?,
-        connections: number("--connections", if smoke { 8 } else { 64 })? as u32,
+        seconds: seconds.unwrap_or(if smoke { 1 } else { 10 }),
+        connections: connections.unwrap_or(if smoke { 8 } else { 64 }),
         out: repo_root().join("target").join("bench"),
     };
     let project = Render::new("plugin-bench").into_dir(&options.out)?;
@@ -292,30 +313,15 @@ fn stamp() -> Result<(), String> {
 
 /// `upgrade`: exit 0 when done (or up to date), 1 on conflicts, on being
 /// behind (`--check`) and on errors.
-fn upgrade(args: &[String]) -> ExitCode {
-    use template_ci::upgrade::{Change, Options, behind, upgrade};
-    let mut options = Options::default();
-    let (mut check, mut project, mut template) = (false, None, repo_root());
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--check" => check = true,
-            "--force" => options.force = true,
-            "--from" => options.from = args.next().cloned(),
-            "--template" => template = args.next().map(PathBuf::from).unwrap_or_default(),
-            dir if project.is_none() && !dir.starts_with('-') => project = Some(PathBuf::from(dir)),
-            _ => {
-                eprintln!("error: {USAGE}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let Some(project) = project else {
-        eprintln!("error: {USAGE}");
-        return ExitCode::FAILURE;
-    };
+fn upgrade(
+    project: &Path,
+    check: bool,
+    template: &Path,
+    options: &template_ci::upgrade::Options,
+) -> ExitCode {
+    use template_ci::upgrade::{Change, behind, upgrade};
     if check {
-        return match behind(&template, &project) {
+        return match behind(template, project) {
             Ok(None) => {
                 println!("{} is up to date with the template", project.display());
                 ExitCode::SUCCESS
@@ -335,7 +341,7 @@ fn upgrade(args: &[String]) -> ExitCode {
             }
         };
     }
-    let report = match upgrade(&template, &project, &options) {
+    let report = match upgrade(template, project, options) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: {error}");

@@ -115,7 +115,7 @@ pub fn copy_template(name: &str) -> Result<PathBuf, String> {
                 .map_err(|e| format!("copying {}: {e}", file.display()))?;
         }
     }
-    std::fs::copy(
+    fs_err::copy(
         root.join("cargo-generate.toml"),
         copy.join("cargo-generate.toml"),
     )

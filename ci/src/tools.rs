@@ -32,7 +32,7 @@ pub fn python_tool(name: &str) -> Result<PathBuf, String> {
     ));
     if !marker.exists() {
         let requirements = dir.join("requirements.txt");
-        std::fs::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
+        fs_err::write(&requirements, REQUIREMENTS).map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&venv);
         run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
             format!("{e}\nThe manifest and Dockerfile checks need Python 3 with venv (Debian: apt-get install python3-venv).")
@@ -42,7 +42,7 @@ pub fn python_tool(name: &str) -> Result<PathBuf, String> {
                 .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
                 .arg(&requirements),
         )?;
-        std::fs::write(&marker, "").map_err(|e| e.to_string())?;
+        fs_err::write(&marker, "").map_err(|e| e.to_string())?;
     }
     Ok(venv.join("bin").join(name))
 }
@@ -55,7 +55,7 @@ pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
     let root = tools_dir().join(format!("{krate}-{version}"));
     let binary = root.join("bin").join(krate);
-    std::fs::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
     let lock =
         File::create(tools_dir().join(format!(".{krate}.lock"))).map_err(|e| e.to_string())?;
     lock.lock().map_err(|e| e.to_string())?;

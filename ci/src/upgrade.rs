@@ -90,7 +90,7 @@ pub fn write_stamp(repo: &Path) -> Result<(String, bool), String> {
         &format!("{VERSION_PREFIX}{stamp}\""),
         1,
     );
-    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    fs_err::write(&path, updated).map_err(|e| e.to_string())?;
     Ok((stamp, true))
 }
 
@@ -193,7 +193,7 @@ fn render(repo: &Path, recorded: &Recorded, into: &Path) -> Result<PathBuf, Stri
 
 /// The template's inputs as of `commit`, extracted into `into`.
 fn checkout(repo: &Path, commit: &str, into: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(into).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(into).map_err(|e| e.to_string())?;
     let archive = into.join("template.tar");
     run_command(
         Command::new("git")
@@ -209,7 +209,7 @@ fn checkout(repo: &Path, commit: &str, into: &Path) -> Result<(), String> {
             .arg("-C")
             .arg(into),
     )?;
-    std::fs::remove_file(&archive).map_err(|e| e.to_string())
+    fs_err::remove_file(&archive).map_err(|e| e.to_string())
 }
 
 /// What happened to one file.
@@ -315,7 +315,7 @@ pub fn merge_trees(old: &Path, new: &Path, project: &Path) -> Result<Report, Str
     let write = |path: &str, content: &[u8]| -> Result<(), String> {
         let target = project.join(path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
         std::fs::write(&target, content).map_err(|e| format!("{path}: {e}"))
     };
@@ -370,10 +370,10 @@ fn merge_file(
     theirs: &[u8],
 ) -> Result<Change, String> {
     let scratch = std::env::temp_dir().join(format!("template-merge-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    fs_err::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let files = [("ours", ours), ("base", base), ("theirs", theirs)];
     for (name, content) in files {
-        std::fs::write(scratch.join(name), content).map_err(|e| e.to_string())?;
+        fs_err::write(scratch.join(name), content).map_err(|e| e.to_string())?;
     }
     let output = Command::new("git")
         .args([
@@ -403,7 +403,7 @@ fn merge_file(
     };
     let target = project.join(path);
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
     std::fs::write(&target, &output.stdout).map_err(|e| format!("{path}: {e}"))?;
     Ok(if conflicts == 0 {

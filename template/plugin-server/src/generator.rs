@@ -7,13 +7,12 @@
 //! for anything else; the server turns every `Err`, panic or overrun deadline
 //! into a non-2xx reply, which leaves existing Applications untouched.
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use crate::config::Config;
 use crate::error::PluginError;
@@ -94,28 +93,12 @@ pub async fn run<G: Generator>(
     request: GetParamsRequest,
     deadline: Duration,
 ) -> Result<Vec<ParameterMap>, PluginError> {
-    let generation = CatchUnwind(Box::pin(generator.generate(request)));
+    // A panic is an `Err` here (the panic hook has already logged where).
+    let generation = AssertUnwindSafe(generator.generate(request)).catch_unwind();
     match actix_web::rt::time::timeout(deadline, generation).await {
         Ok(Ok(result)) => result.map_err(PluginError::Generator),
         Ok(Err(_panic)) => Err(PluginError::GeneratorPanicked),
         Err(_elapsed) => Err(PluginError::GeneratorTimeout(deadline)),
-    }
-}
-
-/// A future that returns `Err` instead of unwinding when the inner one panics
-/// (the panic hook has already logged where).
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
     }
 }
 

@@ -32,11 +32,7 @@ impl ApplicationSetName {
 
 /// At most `max` bytes of `text`, cut on a character boundary.
 pub(crate) fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(max)]
 }
 
 pub fn routes<G: Generator>(config: &mut web::ServiceConfig) {
