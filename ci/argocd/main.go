@@ -5,6 +5,9 @@
 //
 //	argocd-judge proxy URL...
 //	argocd-judge project --dir DIR --binary FILE --crds DIR
+//	argocd-judge application --dir DIR --crds DIR
+//	argocd-judge validate CRD.yaml MANIFEST.yaml
+//	argocd-judge eso-template TEMPLATE [KEY=VALUE]...
 package main
 
 import (
@@ -21,13 +24,22 @@ const usage = `usage:
       would send a URL to a proxy with NO_PROXY=.svc,.cluster.local
   argocd-judge project --dir DIR --binary FILE --crds DIR
       for a rendered project: its ConfigMap's baseUrl through the proxy check;
+      deploy/argocd/application.yaml against the Application CRD and Argo
+      CD's validation with its default project;
       its plugin binary started on loopback with a token as deploy/token.sh
       makes it; its example request through Argo CD's plugin client, which
       must get what preview prints, then as an ApplicationSet through Argo
       CD's reconciler; each ApplicationSet of deploy/examples through Argo CD's
       plugin generator, renderer and reconciler, with the ConfigMap of
       deploy/ (its baseUrl pointed at the plugin); then a rolling restart
-      as Argo CD's client lives it`
+      as Argo CD's client lives it
+  argocd-judge application --dir DIR --crds DIR
+      only the Application check of project
+  argocd-judge validate CRD.yaml MANIFEST.yaml
+      every object of the CRD's kind in the manifest against its schema
+  argocd-judge eso-template TEMPLATE [KEY=VALUE]...
+      an ExternalSecret template rendered as the External Secrets Operator
+      renders it`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -39,6 +51,12 @@ func main() {
 		err = proxyCommand(os.Args[2:])
 	case "project":
 		err = projectCommand(os.Args[2:])
+	case "application":
+		err = applicationCommand(os.Args[2:])
+	case "validate":
+		err = validateCommand(os.Args[2:])
+	case "eso-template":
+		err = esoTemplateCommand(os.Args[2:])
 	default:
 		fail(usage)
 	}
@@ -74,6 +92,11 @@ func projectCommand(args []string) error {
 	if err := proxyCommand(project.baseURLs()); err != nil {
 		return err
 	}
+	checked, err := checkApplication(*dir, *crds)
+	if err != nil {
+		return err
+	}
+	fmt.Print(checked)
 	plugin, err := startPlugin(*binary, *dir, project.pluginToken)
 	if err != nil {
 		return err
@@ -97,4 +120,19 @@ func projectCommand(args []string) error {
 	}
 	plugin.kill()
 	return rollingRestart(*binary, *dir, project.pluginToken)
+}
+
+func applicationCommand(args []string) error {
+	flags := flag.NewFlagSet("application", flag.ContinueOnError)
+	dir := flags.String("dir", "", "the rendered project")
+	crds := flags.String("crds", "", "Argo CD's manifests/crds directory")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || *crds == "" || flags.NArg() > 0 {
+		return fmt.Errorf("missing arguments\n%s", usage)
+	}
+	checked, err := checkApplication(*dir, *crds)
+	fmt.Print(checked)
+	return err
 }

@@ -71,6 +71,7 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     if project.metrics() {
         pod_monitor(project, &install)?;
     }
+    external_secrets(project, &install)?;
     run(
         &project.dir,
         &tool("hadolint")?,
@@ -116,20 +117,25 @@ fn local_overlay(name: &str, install: &[Value], local: &[Value]) -> Result<(), S
     Ok(())
 }
 
-/// `deploy/components/pod-monitor` added to the install: a PodMonitor that
-/// selects the plugin's pods and scrapes their metrics port.
-fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
+/// The install with `deploy/components/<component>` added.
+fn with_component(project: &Project, component: &str) -> Result<String, String> {
     // Kustomize takes only relative paths: a throw-away overlay beside deploy/.
-    let overlay = project.dir.join(".check-pod-monitor");
+    let overlay = project.dir.join(format!(".check-{component}"));
     fs_err::create_dir_all(&overlay).map_err(|e| e.to_string())?;
     fs_err::write(
         overlay.join("kustomization.yaml"),
-        "resources:\n  - ../deploy\ncomponents:\n  - ../deploy/components/pod-monitor\n",
+        format!("resources:\n  - ../deploy\ncomponents:\n  - ../deploy/components/{component}\n"),
     )
     .map_err(|e| e.to_string())?;
     let yaml = kustomize(&overlay);
     let _ = std::fs::remove_dir_all(&overlay);
-    let objects = parse_yaml(&yaml?)?;
+    yaml
+}
+
+/// `deploy/components/pod-monitor` added to the install: a PodMonitor that
+/// selects the plugin's pods and scrapes their metrics port.
+fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
+    let objects = parse_yaml(&with_component(project, "pod-monitor")?)?;
     let name = &project.name;
     let monitor = one(&objects, "PodMonitor", name)?;
     let deployment = one(install, "Deployment", name)?;
@@ -157,6 +163,83 @@ fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
         objects.len() == install.len() + 1,
         "the component adds more than the PodMonitor"
     );
+    Ok(())
+}
+
+/// `deploy/components/external-secrets` added to the install: two
+/// ExternalSecrets, valid against the operator's CRD, that make from one
+/// remote secret the Secret the Deployment mounts and the one the plugin
+/// ConfigMap names (labelled for Argo CD, holding the first token only).
+pub fn external_secrets(project: &Project, install: &[Value]) -> Result<(), String> {
+    let yaml = with_component(project, "external-secrets")?;
+    let scratch = crate::run_dir().join(format!("external-secrets-{}.yaml", project.name));
+    fs_err::write(&scratch, &yaml).map_err(|e| e.to_string())?;
+    let crd = crate::judge::external_secret_crd()?.display().to_string();
+    let validated = crate::judge::command(&["validate", &crd, &scratch.display().to_string()])?;
+    ensure!(
+        validated.starts_with("2 ExternalSecret valid"),
+        "deploy/components/external-secrets: {validated}"
+    );
+    let objects = parse_yaml(&yaml)?;
+    ensure!(
+        objects.len() == install.len() + 2,
+        "the external-secrets component adds more than two ExternalSecrets"
+    );
+    let name = &project.name;
+    let deployment = one(install, "Deployment", name)?;
+    let configmap = one(install, "ConfigMap", name)?;
+    let mounted = string(
+        deployment,
+        "/spec/template/spec/volumes/0/secret/secretName",
+    )?;
+    let named = string(configmap, "/data/token")?
+        .strip_prefix('$')
+        .and_then(|r| r.split_once(':'))
+        .map(|(secret, _)| secret)
+        .unwrap_or_default();
+    let external: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ExternalSecret")
+        .collect();
+    let by_namespace = |namespace: &Value| {
+        external
+            .iter()
+            .find(|o| o["metadata"]["namespace"] == *namespace)
+            .copied()
+            .ok_or_else(|| format!("no ExternalSecret in {namespace}"))
+    };
+    let plugin = by_namespace(&deployment["metadata"]["namespace"])?;
+    let argocd = by_namespace(&configmap["metadata"]["namespace"])?;
+    ensure!(
+        plugin["spec"]["target"]["name"] == mounted && argocd["spec"]["target"]["name"] == named,
+        "the ExternalSecrets make {} and {}, but the Deployment mounts {mounted} and the ConfigMap names {named}",
+        plugin["spec"]["target"]["name"],
+        argocd["spec"]["target"]["name"]
+    );
+    ensure!(
+        argocd["spec"]["target"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"]
+            == "argocd",
+        "Argo CD's ExternalSecret makes a Secret without app.kubernetes.io/part-of: argocd"
+    );
+    ensure!(
+        plugin["spec"]["secretStoreRef"] == argocd["spec"]["secretStoreRef"]
+            && plugin["spec"]["data"] == argocd["spec"]["data"],
+        "the two ExternalSecrets read different stores or remote keys"
+    );
+    // During a rotation the remote value holds several tokens: Argo CD's
+    // Secret gets the first, rendered as the operator renders it.
+    let template = string(argocd, "/spec/target/template/data/token")?;
+    for (remote, sent) in [
+        ("new-token\nold-token\n", "new-token"),
+        ("only-token", "only-token"),
+    ] {
+        let rendered =
+            crate::judge::command(&["eso-template", template, &format!("token={remote}")])?;
+        ensure!(
+            rendered == sent,
+            "Argo CD's ExternalSecret turns {remote:?} into {rendered:?}, not {sent:?}"
+        );
+    }
     Ok(())
 }
 

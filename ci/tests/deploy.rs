@@ -345,12 +345,16 @@ fn next_steps_printed_after_rendering_agree_with_the_files() {
             .to_owned()
     };
     let token_script = std::fs::read_to_string(project.join("deploy/token.sh")).unwrap();
-    let (mut builds, mut applies, mut tokens) = (Vec::new(), Vec::new(), 0);
+    let (mut builds, mut applies, mut tokens, mut applications) = (Vec::new(), Vec::new(), 0, 0);
     for step in &steps {
         let words: Vec<&str> = step.split_whitespace().collect();
         match words.as_slice() {
             ["docker", "build", "-t", image, "."] => builds.push(image.to_string()),
             ["kubectl", "apply", "-k", dir, ..] => applies.push(dir.to_string()),
+            ["kubectl", "apply", "-n", "argocd", "-f", file] => {
+                assert!(project.join(file).is_file(), "{file}");
+                applications += 1;
+            }
             ["deploy/token.sh", command, ..] => {
                 assert!(
                     token_script.contains(&format!("\n{command})")),
@@ -363,7 +367,8 @@ fn next_steps_printed_after_rendering_agree_with_the_files() {
         }
     }
     assert_eq!(applies, ["deploy", "deploy/local"], "{printed}");
-    assert_eq!(tokens, 2, "{printed}");
+    assert_eq!(tokens, 3, "{printed}");
+    assert_eq!(applications, 1, "{printed}");
     assert_eq!(builds.len(), 2, "{printed}");
     for (image, dir) in builds.iter().zip(&applies) {
         assert_eq!(
@@ -378,4 +383,83 @@ fn next_steps_printed_after_rendering_agree_with_the_files() {
         Some(format!("docker push {}", image_of("deploy")).as_str()),
         "{printed}"
     );
+}
+
+#[test]
+fn argocd_accepts_the_application_that_installs_the_plugin_and_refuses_a_wrong_one() {
+    let checked = template_ci::judge::application(&project().dir).unwrap();
+    assert!(
+        checked.contains("accepted by Argo CD's default project")
+            && checked.contains(&format!("https://github.com/my-org/{NAME}.git")),
+        "{checked}"
+    );
+    // Not applied by `kubectl apply -k deploy`.
+    assert!(install().iter().all(|o| o["kind"] != "Application"));
+    // A copy whose destination is not the plugin's namespace is refused.
+    let copy = edited_copy(
+        "application-wrong-namespace",
+        "deploy/argocd/application.yaml",
+        "namespace: argocd-plugins",
+        "namespace: default",
+    );
+    let error = template_ci::judge::application(&copy.dir).unwrap_err();
+    assert!(
+        error.contains("destination namespace \"default\""),
+        "{error}"
+    );
+}
+
+/// A copy of the rendered project with one edit.
+fn edited_copy(name: &str, file: &str, from: &str, to: &str) -> Project {
+    let copy = template_ci::run_dir().join(name);
+    let _ = std::fs::remove_dir_all(&copy);
+    template_ci::command::run(
+        template_ci::run_dir(),
+        "cp",
+        &[
+            "-r",
+            &project().dir.display().to_string(),
+            &copy.display().to_string(),
+        ],
+    )
+    .unwrap();
+    let path = copy.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} lacks {from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    Project::open(&copy).unwrap()
+}
+
+#[test]
+fn the_external_secrets_component_feeds_both_secrets_from_one_remote_key() {
+    checks::external_secrets(project(), install()).unwrap();
+    for (what, from, to, expected) in [
+        (
+            "label",
+            "    labels:\n          app.kubernetes.io/part-of: argocd",
+            "    labels:\n          app.kubernetes.io/part-of: nothing",
+            "without app.kubernetes.io/part-of: argocd",
+        ),
+        (
+            "whole value",
+            "| splitList \"\\n\" | first ",
+            "",
+            "not \"new-token\"",
+        ),
+        (
+            "schema",
+            "  refreshInterval: 1h\n  secretStoreRef",
+            "  refreshInterval: 1h\n  refreshPolicy: Sometimes\n  secretStoreRef",
+            "refreshPolicy",
+        ),
+    ] {
+        let copy = edited_copy(
+            &format!("external-secrets-{}", what.replace(' ', "-")),
+            "deploy/components/external-secrets/externalsecrets.yaml",
+            from,
+            to,
+        );
+        let error = checks::external_secrets(&copy, install()).unwrap_err();
+        assert!(error.contains(expected), "{what}: {error}");
+    }
 }
