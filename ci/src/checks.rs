@@ -78,6 +78,13 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
         &["--failure-threshold", "warning", "Dockerfile"],
     )?;
     run(&project.dir, &tool("shellcheck")?, &["deploy/token.sh"])?;
+    if project.dir.join(".github/template-update.sh").exists() {
+        run(
+            &project.dir,
+            &tool("shellcheck")?,
+            &[".github/template-update.sh"],
+        )?;
+    }
     let config = "{extends: default, rules: {line-length: {max: 120}, document-start: disable, \
                   comments: {min-spaces-from-content: 1}}}";
     run(
@@ -248,10 +255,18 @@ pub fn external_secrets(project: &Project, install: &[Value]) -> Result<(), Stri
 pub fn workflows(project: &Project) -> Result<(), String> {
     lint_workflows(
         &project.dir,
-        &[".github/workflows/ci.yml", ".github/workflows/image.yml"],
+        &[
+            ".github/workflows/ci.yml",
+            ".github/workflows/image.yml",
+            ".github/workflows/template-update.yml",
+        ],
     )?;
     let check = python_tool("check-jsonschema")?.display().to_string();
-    for workflow in [".github/workflows/ci.yml", ".github/workflows/image.yml"] {
+    for workflow in [
+        ".github/workflows/ci.yml",
+        ".github/workflows/image.yml",
+        ".github/workflows/template-update.yml",
+    ] {
         run(
             &project.dir,
             &check,

@@ -191,3 +191,128 @@ fn the_record_holds_every_placeholder() {
         );
     }
 }
+
+/// The rendered template-update workflow's script against a throw-away
+/// template repository with a new commit: one branch pushed and one pull
+/// request (gh stubbed), its description listing the changes and the
+/// workflow file held back; a current project is left alone.
+#[test]
+fn the_template_update_script_opens_one_pull_request_or_does_nothing() {
+    let template = copy_template("update-template").unwrap();
+    write_stamp(&template).unwrap();
+    git(&template, &["init", "-q"]);
+    commit_all(&template, "A");
+    let render = |name: &str| {
+        let mut render = Render::new(name);
+        render.repo = template.clone();
+        let project = Project::render(CI, &render).unwrap();
+        git(&project.dir, &["init", "-q"]);
+        commit_all(&project.dir, "rendered");
+        project
+    };
+    let behind = render("update-behind");
+    let origin = behind.dir.with_file_name("update-behind-origin.git");
+    git(
+        &behind.dir,
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
+    git(
+        &behind.dir,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&behind.dir, &["push", "-q", "origin", "main"]);
+
+    // Commit B: a plugin-server fix and a workflow change.
+    edit(
+        &template.join("template/plugin-server/src/error.rs"),
+        "use std::fmt;",
+        &format!("{FIX}\nuse std::fmt;"),
+    );
+    edit(
+        &template.join("template/.github/workflows/ci.yml"),
+        "name: ci\n",
+        "name: ci\n# Changed at commit B.\n",
+    );
+    write_stamp(&template).unwrap();
+    commit_all(&template, "B");
+    let current = render("update-current");
+
+    let stub = template_ci::run_dir().join("gh-stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    let (log, body) = (stub.join("gh.log"), stub.join("body.md"));
+    std::fs::write(
+        stub.join("gh"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\nwhile [ $# -gt 0 ]; do\n  \
+             [ \"$1\" = --body-file ] && cp \"$2\" {body}\n  shift\ndone\n",
+            log = log.display(),
+            body = body.display()
+        ),
+    )
+    .unwrap();
+    run_command(Command::new("chmod").arg("+x").arg(stub.join("gh"))).unwrap();
+    let script = |project: &Project| {
+        let path = format!("{}:{}", stub.display(), std::env::var("PATH").unwrap());
+        Command::new(".github/template-update.sh")
+            .arg(&template)
+            .current_dir(&project.dir)
+            .env("PATH", path)
+            .env("TEMPLATE_CI", CI)
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GH_TOKEN")
+            .env_remove("WORKFLOWS")
+            .output()
+            .unwrap()
+    };
+
+    let output = script(&current);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is up to date"), "{stdout}");
+    assert!(!log.exists(), "no pull request for a current project");
+    assert_eq!(
+        git(&current.dir, &["branch", "--list", "template-update"]),
+        ""
+    );
+
+    let output = script(&behind);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let at = |path: &str| {
+        git(
+            &behind.dir,
+            &[
+                "--git-dir",
+                origin.to_str().unwrap(),
+                "show",
+                &format!("template-update:{path}"),
+            ],
+        )
+    };
+    assert!(at("plugin-server/src/error.rs").contains(FIX));
+    assert!(
+        !at(".github/workflows/ci.yml").contains("Changed at commit B"),
+        "a workflow change is held back"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("pr create --head template-update"),
+        "{calls}"
+    );
+    let description = std::fs::read_to_string(&body).unwrap();
+    for expected in [
+        "updated  plugin-server/src/error.rs",
+        "- .github/workflows/ci.yml",
+        "+# Changed at commit B.",
+    ] {
+        assert!(description.contains(expected), "{expected}: {description}");
+    }
+}
