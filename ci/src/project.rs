@@ -44,23 +44,18 @@ impl Project {
     /// A project rendered earlier into `dir`, as its `.template.toml`
     /// records it.
     pub fn open(dir: &Path) -> Result<Self, String> {
-        let record = std::fs::read_to_string(dir.join(crate::upgrade::RECORD))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let record: toml::Table = record
-            .parse()
-            .map_err(|e| format!("{}/{}: {e}", dir.display(), crate::upgrade::RECORD))?;
-        let answers = record.get("answers").and_then(toml::Value::as_table);
-        let answer = |key: &str| answers.and_then(|a| a.get(key));
-        let name = answer("project-name")
-            .and_then(toml::Value::as_str)
-            .ok_or_else(|| format!("{}: no answers.project-name", dir.display()))?;
-        let env = if answer("http_client").and_then(toml::Value::as_bool) == Some(true) {
+        let recorded = crate::upgrade::Recorded::read(dir)?;
+        let http_client = recorded
+            .answers
+            .iter()
+            .any(|(key, value)| key == "http_client" && value == "true");
+        let env = if http_client {
             crate::upstream::http_client_env()
         } else {
             Vec::new()
         };
         Ok(Self {
-            name: name.to_owned(),
+            name: recorded.name,
             dir: dir.to_path_buf(),
             env,
             release: OnceLock::new(),

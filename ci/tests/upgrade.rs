@@ -47,6 +47,16 @@ fn upgrade(template: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A project rendered from `template`, in a Git repository of its own.
+fn render_committed(template: &Path, name: &str) -> Project {
+    let mut render = Render::new(name);
+    render.repo = template.to_path_buf();
+    let project = Project::render(CI, &render).unwrap();
+    git(&project.dir, &["init", "-q"]);
+    commit_all(&project.dir, "rendered");
+    project
+}
+
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{} lacks {from:?}", path.display());
@@ -65,16 +75,8 @@ fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts()
     let a = commit_all(&template, "A");
 
     // Two projects rendered at A, committed; the author edits one.
-    let render = |name: &str| {
-        let mut render = Render::new(name);
-        render.repo = template.clone();
-        let project = Project::render(CI, &render).unwrap();
-        git(&project.dir, &["init", "-q"]);
-        commit_all(&project.dir, "rendered");
-        project
-    };
-    let edited = render("upgrade-edited");
-    let clean = render("upgrade-clean");
+    let edited = render_committed(&template, "upgrade-edited");
+    let clean = render_committed(&template, "upgrade-clean");
     let generator = edited.dir.join("src/generator.rs");
     edit(
         &generator,
@@ -202,15 +204,7 @@ fn the_template_update_script_opens_one_pull_request_or_does_nothing() {
     write_stamp(&template).unwrap();
     git(&template, &["init", "-q"]);
     commit_all(&template, "A");
-    let render = |name: &str| {
-        let mut render = Render::new(name);
-        render.repo = template.clone();
-        let project = Project::render(CI, &render).unwrap();
-        git(&project.dir, &["init", "-q"]);
-        commit_all(&project.dir, "rendered");
-        project
-    };
-    let behind = render("update-behind");
+    let behind = render_committed(&template, "update-behind");
     let origin = behind.dir.with_file_name("update-behind-origin.git");
     git(
         &behind.dir,
@@ -235,7 +229,7 @@ fn the_template_update_script_opens_one_pull_request_or_does_nothing() {
     );
     write_stamp(&template).unwrap();
     commit_all(&template, "B");
-    let current = render("update-current");
+    let current = render_committed(&template, "update-current");
 
     let stub = template_ci::run_dir().join("gh-stub");
     std::fs::create_dir_all(&stub).unwrap();
