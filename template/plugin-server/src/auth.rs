@@ -285,17 +285,21 @@ mod tests {
     fn refuses_tokens_no_header_can_carry_as_intended() {
         let dir = std::env::temp_dir().join(format!("plugin-auth-unusable-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for (content, reason) in [
-            ("\u{a0}\n", "non-ASCII"),
-            ("\x0b\x0c", "control"),
-            ("good-token\nbad\x07token\n", "control"),
-            ("två-token", "non-ASCII"),
-            ("two words", "white space"),
+        for (content, line, reason) in [
+            ("\u{a0}\n", 1, "non-ASCII"),
+            ("\x0b\x0c", 1, "control"),
+            ("good-token\n\nbad\x07token\n", 3, "control"),
+            ("två-token", 1, "non-ASCII"),
+            ("two words", 1, "white space"),
         ] {
             let path = dir.join("token");
             std::fs::write(&path, content).unwrap();
             let error = TokenStore::load(&path).unwrap_err().to_string();
             assert!(error.contains(reason), "{content:?}: {error}");
+            assert!(
+                error.contains(&format!("line {line} ")),
+                "{content:?}: {error}"
+            );
             assert!(error.contains(&path.display().to_string()), "{error}");
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -332,6 +336,15 @@ mod tests {
             store.authorize(none.headers()),
             Err(PluginError::MissingToken)
         ));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_token_listed_twice_is_still_accepted() {
+        // A rotation by hand may leave the same token on two lines.
+        let (store, path) = store_with("twice", "same-token\nsame-token\n");
+        assert!(store.verify(b"same-token"));
+        assert!(!store.verify(b"other-token"));
         std::fs::remove_file(path).unwrap();
     }
 

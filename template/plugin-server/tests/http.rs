@@ -241,6 +241,14 @@ fn oversized_bodies_are_413_and_the_server_keeps_serving() {
     assert_eq!(response.status, 413);
 
     assert_eq!(server.post(Some(TOKEN), &ok).status, 200);
+    // Exactly at the limit is accepted; one byte more is not (the
+    // controller's encoder adds a newline to the body).
+    let at_limit = format!("{ok:<1023}");
+    assert_eq!(server.post(Some(TOKEN), &at_limit).status, 200);
+    assert_eq!(
+        server.post(Some(TOKEN), &format!("{at_limit} ")).status,
+        413
+    );
 }
 
 #[test]
