@@ -6,13 +6,10 @@ import (
 	"os"
 	"path/filepath"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
-	kubefake "k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
-	argocommon "github.com/argoproj/argo-cd/v3/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	argoutil "github.com/argoproj/argo-cd/v3/util/argo"
 	"github.com/argoproj/argo-cd/v3/util/db"
@@ -60,16 +57,7 @@ func checkApplication(dir, crds string) (string, error) {
 			ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}},
 		},
 	}
-	kube := kubefake.NewClientset(
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-			Name: argocommon.ArgoCDConfigMapName, Namespace: app.Namespace,
-			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
-		}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-			Name: argocommon.ArgoCDSecretName, Namespace: app.Namespace,
-			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
-		}, Data: map[string][]byte{"server.secretkey": []byte("x")}},
-	)
+	kube := argoCDKube(app.Namespace)
 	ctx := context.Background()
 	argoDB := db.NewDB(app.Namespace, settings.NewSettingsManager(ctx, kube, app.Namespace), kube)
 	conditions, err := argoutil.ValidatePermissions(ctx, &app.Spec, project, argoDB)

@@ -241,16 +241,7 @@ func (j *judge) world(appSet *v1alpha1.ApplicationSet) (*world, error) {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...).
 		WithStatusSubresource(appSet).
 		WithIndex(&v1alpha1.Application{}, ".metadata.controller", ownerIndex).Build()
-	kube := kubefake.NewClientset(
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-			Name: argocommon.ArgoCDConfigMapName, Namespace: namespace,
-			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
-		}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-			Name: argocommon.ArgoCDSecretName, Namespace: namespace,
-			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
-		}, Data: map[string][]byte{"server.secretkey": []byte("x")}},
-	)
+	kube := argoCDKube(namespace)
 	ctx := context.Background()
 	reconciler := &controllers.ApplicationSetReconciler{
 		Client:          c,
@@ -265,6 +256,21 @@ func (j *judge) world(appSet *v1alpha1.ApplicationSet) (*world, error) {
 		Metrics:         appsetmetrics.NewFakeAppsetMetrics(),
 	}
 	return &world{client: c, reconciler: reconciler, appSet: client.ObjectKeyFromObject(appSet)}, nil
+}
+
+// argoCDKube is a fake cluster holding what Argo CD's settings and database
+// read in its namespace: argocd-cm and argocd-secret.
+func argoCDKube(namespace string) *kubefake.Clientset {
+	return kubefake.NewClientset(
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Name: argocommon.ArgoCDConfigMapName, Namespace: namespace,
+			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
+		}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+			Name: argocommon.ArgoCDSecretName, Namespace: namespace,
+			Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
+		}, Data: map[string][]byte{"server.secretkey": []byte("x")}},
+	)
 }
 
 // The index Argo CD's controller registers on Applications (its own is unexported).
