@@ -199,11 +199,7 @@ pub fn external_secrets(project: &Project, install: &[Value]) -> Result<(), Stri
         deployment,
         "/spec/template/spec/volumes/0/secret/secretName",
     )?;
-    let named = string(configmap, "/data/token")?
-        .strip_prefix('$')
-        .and_then(|r| r.split_once(':'))
-        .map(|(secret, _)| secret)
-        .unwrap_or_default();
+    let (named, _) = token_reference(configmap)?;
     let external: Vec<&Value> = objects
         .iter()
         .filter(|o| o["kind"] == "ExternalSecret")
@@ -253,20 +249,14 @@ pub fn external_secrets(project: &Project, install: &[Value]) -> Result<(), Stri
 /// The rendered project's GitHub workflows and Dependabot config against
 /// their schemas, `actionlint` and `zizmor` (offline, no configuration).
 pub fn workflows(project: &Project) -> Result<(), String> {
-    lint_workflows(
-        &project.dir,
-        &[
-            ".github/workflows/ci.yml",
-            ".github/workflows/image.yml",
-            ".github/workflows/template-update.yml",
-        ],
-    )?;
-    let check = python_tool("check-jsonschema")?.display().to_string();
-    for workflow in [
+    let rendered = [
         ".github/workflows/ci.yml",
         ".github/workflows/image.yml",
         ".github/workflows/template-update.yml",
-    ] {
+    ];
+    lint_workflows(&project.dir, &rendered)?;
+    let check = python_tool("check-jsonschema")?.display().to_string();
+    for workflow in rendered {
         run(
             &project.dir,
             &check,
@@ -320,6 +310,20 @@ pub fn token_secrets(project: &Project) -> Result<Vec<Value>, String> {
         secrets.len()
     );
     Ok(secrets)
+}
+
+/// The Secret and key a plugin ConfigMap's `token: $<secret>:<key>` names.
+fn token_reference(configmap: &Value) -> Result<(&str, &str), String> {
+    let reference = string(configmap, "/data/token")?;
+    reference
+        .strip_prefix('$')
+        .and_then(|r| r.split_once(':'))
+        .ok_or_else(|| {
+            format!(
+                "ConfigMap {}: token {reference:?} is not $<secret>:<key>",
+                configmap["metadata"]["name"]
+            )
+        })
 }
 
 /// The ConfigMap, Service, Deployment, NetworkPolicy and the token Secrets
@@ -386,11 +390,7 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     // The ConfigMap's token names the Secret token.sh makes in Argo CD's namespace.
     let (plugin_secret, argocd_secret) = (&secrets[0], &secrets[1]);
     let argocd_ns = string(configmap, "/metadata/namespace")?;
-    let reference = string(configmap, "/data/token")?;
-    let (secret, key) = reference
-        .strip_prefix('$')
-        .and_then(|r| r.split_once(':'))
-        .ok_or_else(|| format!("ConfigMap {name}: token {reference:?} is not $<secret>:<key>"))?;
+    let (secret, key) = token_reference(configmap)?;
     ensure!(
         argocd_secret["metadata"]["name"] == secret
             && argocd_secret["metadata"]["namespace"] == argocd_ns,
