@@ -1,7 +1,9 @@
 //! Running tools with output a failing test can show.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Instant;
 
 /// Runs `command` in `dir`; on failure the error holds the command line and
 /// both output streams.
@@ -11,9 +13,11 @@ pub fn run(dir: &Path, program: &str, args: &[&str]) -> Result<Output, String> {
 
 pub fn run_command(command: &mut Command) -> Result<Output, String> {
     let line = describe(command);
+    let started = Instant::now();
     let output = command
         .output()
         .map_err(|e| format!("cannot run `{line}`: {e}"))?;
+    record_time(started, &line);
     if output.status.success() {
         Ok(output)
     } else {
@@ -23,6 +27,27 @@ pub fn run_command(command: &mut Command) -> Result<Output, String> {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ))
+    }
+}
+
+/// Appends how long a command took to `target/harness/commands.log`, the
+/// file that shows where a run's time goes (`sort -n` it).
+fn record_time(started: Instant, line: &str) {
+    let seconds = started.elapsed().as_secs_f64();
+    if seconds < 1.0 {
+        return;
+    }
+    let dir = crate::repo_root().join("target").join("harness");
+    let _ = std::fs::create_dir_all(&dir);
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("commands.log"));
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Ok(mut file) = opened {
+        let _ = writeln!(file, "{seconds:8.1}\t{ended}\t{line}");
     }
 }
 
