@@ -6,10 +6,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-tools=$repo/target/ci-tools/cargo-generate-0.23.7
-if [[ ! -x $tools/bin/cargo-generate ]]; then
-    cargo install cargo-generate --version 0.23.7 --locked --quiet --root "$tools"
-fi
+# Installed on first use into the harness's tool cache (ci/src/tools.rs).
+cli=$(cd "$repo" && cargo run --quiet -p template-ci -- tool cargo-generate)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Render from the repository's files only, as from a fresh clone (this
@@ -22,7 +20,7 @@ export CARGO_NAME=${CARGO_NAME:-template-ci}
 check() {
     rm -rf "$work/cli" "$work/library"
     mkdir -p "$work/cli"
-    "$tools/bin/cargo-generate" generate --path "$work/repo" template --name compat-plugin \
+    "$cli" generate --path "$work/repo" template --name compat-plugin \
         --silent --vcs none --destination "$work/cli" "$@" >/dev/null
     cargo run --quiet -p template-ci -- render --name compat-plugin --into "$work/library" \
         --template "$work/repo" "$@" >/dev/null 2>&1
@@ -48,7 +46,7 @@ commands=$(awk '
 while read -r command; do
     [[ $command == *--silent* ]] || command="$command --silent"
     echo "README: $command"
-    (cd "$work/clone" && eval "\"$tools/bin/cargo-generate\" generate ${command#cargo generate }" >/dev/null)
+    (cd "$work/clone" && eval "\"$cli\" generate ${command#cargo generate }" >/dev/null)
 done <<<"$commands"
 status=$(git -C "$work/clone" status --porcelain)
 if grep -v '^?? [a-z-]*/$' <<<"$status"; then

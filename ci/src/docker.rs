@@ -5,7 +5,6 @@
 //! last stage must exist. No Docker daemon runs here, so this is what stops a
 //! layout change from failing only on GitHub.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -122,12 +121,16 @@ pub fn replay(project: &Project) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&scratch);
     let root = scratch.join("root");
     fs_err::create_dir_all(&root).map_err(|e| e.to_string())?;
-    // Replays share one target folder (only one at a time), so dependencies
-    // compile once; each replay's RUN steps still rebuild the project.
-    let shared = crate::repo_root().join("target").join("docker-replay");
-    fs_err::create_dir_all(&shared).map_err(|e| e.to_string())?;
-    let lock = File::create(shared.join(".lock")).map_err(|e| e.to_string())?;
-    lock.lock().map_err(|e| e.to_string())?;
+    // The replay builds in the shared target folder, so the dependencies
+    // the harness built for release are reused; the project's own crates
+    // are rebuilt from the replayed sources. Its binary is removed first:
+    // the check at the end must find the one the replay built.
+    let shared = crate::rendered_target_dir();
+    let _lock = crate::project::lock_shared_target()?;
+    let built = shared.join("release").join(&project.name);
+    if built.exists() {
+        fs_err::remove_file(&built).map_err(|e| e.to_string())?;
+    }
 
     let at = |instruction: &Instruction| {
         format!(

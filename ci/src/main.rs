@@ -54,6 +54,12 @@ enum Commands {
     Argocd { project: PathBuf },
     /// Every check the template's CI runs on a rendered project
     Check { project: PathBuf },
+    /// Print the path of a harness tool (cargo-deny, cargo-generate),
+    /// installing it first if it is missing
+    Tool {
+        #[arg(value_parser = ["cargo-deny", "cargo-generate"])]
+        name: String,
+    },
     /// Rewrite template/Cargo.lock.liquid after a dependency change
     Lock,
     /// Rewrite the version in template/.template.toml
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
             connections,
             smoke,
         } => bench(seconds, connections, smoke),
+        Commands::Tool { name } => tool(&name),
         Commands::Lock => lock(),
         Commands::Stamp => stamp(),
         Commands::Argocd { project } => argocd(&project),
@@ -232,6 +239,17 @@ fn dev(name: &str, port: &str) -> Result<(), String> {
         .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
         .exec();
     Err(format!("cannot start the plugin: {error}"))
+}
+
+fn tool(name: &str) -> Result<(), String> {
+    use template_ci::tools::{CARGO_DENY, CARGO_GENERATE, cargo_tool};
+    let pin = if name == CARGO_DENY.0 {
+        CARGO_DENY
+    } else {
+        CARGO_GENERATE
+    };
+    println!("{}", cargo_tool(pin)?.display());
+    Ok(())
 }
 
 /// Renders the default plugin, builds it for release and benchmarks it.

@@ -76,16 +76,30 @@ impl Project {
         cargo_in_shared_target(&self.dir, args)
     }
 
-    /// Builds the release binary the way the Dockerfile does (once).
+    /// Builds the release binary the way the Dockerfile does (once), and
+    /// returns a copy of its own: the shared target folder's file is rebuilt
+    /// by the Dockerfile replay while tests may still be running this one.
     pub fn release_binary(&self) -> Result<PathBuf, String> {
         self.release
             .get_or_init(|| {
                 self.cargo(&["build", "--release", "--locked"])?;
-                Ok(crate::rendered_target_dir()
+                let built = crate::rendered_target_dir()
                     .join("release")
-                    .join(&self.name))
+                    .join(&self.name);
+                let copy = crate::run_dir().join("release").join(&self.name);
+                fs_err::create_dir_all(crate::run_dir().join("release"))
+                    .map_err(|e| e.to_string())?;
+                fs_err::copy(&built, &copy).map_err(|e| e.to_string())?;
+                Ok(copy)
             })
             .clone()
+    }
+
+    /// The debug binary (`cargo build`), for checks whose verdict does not
+    /// depend on how the binary was optimised.
+    pub fn debug_binary(&self) -> Result<PathBuf, String> {
+        self.cargo(&["build", "--locked"])?;
+        Ok(crate::rendered_target_dir().join("debug").join(&self.name))
     }
 
     /// The project's example request and its answer (see [`Example`]).
@@ -102,18 +116,27 @@ impl Project {
 }
 
 /// Runs cargo in `project` with the shared target dir; see [`Project::cargo`].
+/// Debug builds carry line tables only: backtraces keep their lines, and
+/// the many test builds compile and link faster.
 pub fn cargo_in_shared_target(project: &Path, args: &[&str]) -> Result<Output, String> {
-    let target = crate::rendered_target_dir();
-    std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-    let lock = File::create(target.join(".harness-lock")).map_err(|e| e.to_string())?;
-    lock.lock()
-        .map_err(|e| format!("locking {}: {e}", target.display()))?;
+    let _lock = lock_shared_target()?;
     run_command(
         own_cargo_environment(&mut Command::new("cargo"))
             .args(args)
-            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TARGET_DIR", crate::rendered_target_dir())
+            .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
             .current_dir(project),
     )
+}
+
+/// Holds the shared target folder for one build at a time (released on drop).
+pub fn lock_shared_target() -> Result<File, String> {
+    let target = crate::rendered_target_dir();
+    fs_err::create_dir_all(&target).map_err(|e| e.to_string())?;
+    let lock = File::create(target.join(".harness-lock")).map_err(|e| e.to_string())?;
+    lock.lock()
+        .map_err(|e| format!("locking {}: {e}", target.display()))?;
+    Ok(lock)
 }
 
 /// A port that was free a moment ago.

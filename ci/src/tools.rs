@@ -1,6 +1,9 @@
-//! Linters and validators from PyPI (`ci/requirements.txt`), installed on
-//! first use into a virtualenv under `target/`, so `cargo test` needs no
-//! manual set-up beyond Python 3.
+//! The harness's tools, installed on first use so `cargo test` needs no
+//! manual set-up beyond Rust, Go and Python 3: linters and validators from
+//! PyPI (`ci/requirements.txt`) in a virtualenv, cargo-deny and the oldest
+//! supported cargo-generate CLI from crates.io. They live in a cache shared
+//! by every clone on the machine (see [`tools_dir`]), so a fresh clone does
+//! not build them again.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -10,8 +13,20 @@ use crate::command::{own_cargo_environment, run_command};
 
 const REQUIREMENTS: &str = include_str!("../requirements.txt");
 
-fn tools_dir() -> PathBuf {
-    crate::repo_root().join("target").join("ci-tools")
+/// `$TEMPLATE_CI_TOOLS`; else `argocd-plugin-template` in the user's cache
+/// folder (`$XDG_CACHE_HOME`, or `~/.cache`); else `target/ci-tools`. Each
+/// tool's folder is named by its version (the virtualenv's marker by its
+/// pins), so a change of pin installs beside the old one.
+pub fn tools_dir() -> PathBuf {
+    let set = |key: &str| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    set("TEMPLATE_CI_TOOLS")
+        .or_else(|| set("XDG_CACHE_HOME").map(|dir| dir.join("argocd-plugin-template")))
+        .or_else(|| set("HOME").map(|dir| dir.join(".cache").join("argocd-plugin-template")))
+        .unwrap_or_else(|| crate::repo_root().join("target").join("ci-tools"))
 }
 
 /// The path of `name` in the virtualenv, installing the virtualenv first if
@@ -47,11 +62,17 @@ pub fn python_tool(name: &str) -> Result<PathBuf, String> {
     Ok(venv.join("bin").join(name))
 }
 
-/// `cargo deny`, built from crates.io on first use into `target/ci-tools/`.
+/// `cargo deny`, for the rendered projects' dependency checks.
 pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 
+/// The oldest cargo-generate CLI the template supports (the newest that
+/// installs on rustc 1.95); `ci/compat.sh` renders with it.
+pub const CARGO_GENERATE: (&str, &str) = ("cargo-generate", "0.23.7");
+
 /// The path of the binary `name` of crate `krate` at `version`, installed
-/// with `cargo install --locked` on first use (a few minutes, once per clone).
+/// with `cargo install --locked --debug` on first use (once per clone): an
+/// unoptimised build compiles in about half the time, and the checks it
+/// runs take seconds either way.
 pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
     let root = tools_dir().join(format!("{krate}-{version}"));
     let binary = root.join("bin").join(krate);
@@ -68,6 +89,7 @@ pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
                     "--version",
                     version,
                     "--locked",
+                    "--debug",
                     "--quiet",
                     "--root",
                 ])

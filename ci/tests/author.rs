@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use template_ci::checks;
+use template_ci::example::Example;
 use template_ci::project::Project;
 use template_ci::render::{Render, copy_template};
 
@@ -138,8 +139,9 @@ fn renaming_the_generators_keys_in_a_rendered_project_breaks_nothing() {
     std::fs::write(project.dir.join("src/generator.rs"), renamed).unwrap();
     format(&project);
     checks::rust(&project).unwrap();
-    // Its own answer, not another project's from the shared target folder.
-    let example = project.example().unwrap();
+    // Its own answer, not another project's from the shared target folder
+    // (the fork's is its release binary's).
+    let example = Example::from_binary(&project.debug_binary().unwrap(), &project.env).unwrap();
     assert_eq!(
         example.sets[0].keys().collect::<Vec<_>>(),
         ["customer", "target-cluster"]

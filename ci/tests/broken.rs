@@ -44,6 +44,12 @@ fn own_plugin_server(copy: &Path, tag: &str) {
     }
 }
 
+/// What Argo CD's judge says of a broken project's (debug) binary.
+fn judge(project: &Project) -> String {
+    let binary = project.debug_binary().unwrap();
+    template_ci::judge::run_on(&project.dir, &binary, &project.env).unwrap_err()
+}
+
 fn render(repo: PathBuf, name: &str) -> Project {
     let mut render = Render::new(name);
     render.repo = repo;
@@ -129,7 +135,7 @@ fn a_reply_argo_cd_cannot_read_fails_argo_cds_judge() {
     });
     own_plugin_server(&repo, "params");
     let project = render(repo, "plugin-broken-params");
-    let error = template_ci::judge::run(&project).unwrap_err();
+    let error = judge(&project);
     assert!(
         error.contains(
             "Argo CD created no Application: the plugin's 2xx reply held no parameter sets"
@@ -151,7 +157,7 @@ fn failures_answered_2xx_fail_argo_cds_judge() {
     });
     own_plugin_server(&repo, "ok-failures");
     let project = render(repo, "plugin-broken-ok-failures");
-    let error = template_ci::judge::run(&project).unwrap_err();
+    let error = judge(&project);
     assert!(
         error.contains("the plugin answered a failure with a 2xx"),
         "{error}"

@@ -39,7 +39,10 @@ fn argocd_judge_passes_gofmt_and_go_vet() {
         "gofmt would change: {}",
         String::from_utf8_lossy(&unformatted.stdout)
     );
-    run(&module, "go", &["vet", "-mod=readonly", "./..."]).unwrap();
+    let mut vet = vec!["vet"];
+    vet.extend(template_ci::judge::GO_FLAGS);
+    vet.push("./...");
+    run(&module, "go", &vet).unwrap();
 }
 
 #[test]
