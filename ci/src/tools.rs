@@ -70,9 +70,9 @@ pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 pub const CARGO_GENERATE: (&str, &str) = ("cargo-generate", "0.23.7");
 
 /// The path of the binary `name` of crate `krate` at `version`, installed
-/// with `cargo install --locked --debug` on first use (once per clone): an
-/// unoptimised build compiles in about half the time, and the checks it
-/// runs take seconds either way.
+/// with `cargo install --locked --debug` on first use (once per machine):
+/// unoptimised, it compiles in less than half the time, and what the
+/// harness runs with it takes seconds either way.
 pub fn cargo_tool((krate, version): (&str, &str)) -> Result<PathBuf, String> {
     let root = tools_dir().join(format!("{krate}-{version}"));
     let binary = root.join("bin").join(krate);
