@@ -57,7 +57,7 @@ enum Commands {
     /// Print the path of a harness tool (cargo-deny, cargo-generate),
     /// installing it first if it is missing
     Tool {
-        #[arg(value_parser = ["cargo-deny", "cargo-generate"])]
+        #[arg(value_parser = template_ci::tools::CARGO_TOOLS.map(|(name, _)| name))]
         name: String,
     },
     /// Rewrite template/Cargo.lock.liquid after a dependency change
@@ -242,12 +242,11 @@ fn dev(name: &str, port: &str) -> Result<(), String> {
 }
 
 fn tool(name: &str) -> Result<(), String> {
-    use template_ci::tools::{CARGO_DENY, CARGO_GENERATE, cargo_tool};
-    let pin = if name == CARGO_DENY.0 {
-        CARGO_DENY
-    } else {
-        CARGO_GENERATE
-    };
+    use template_ci::tools::{CARGO_TOOLS, cargo_tool};
+    let pin = CARGO_TOOLS
+        .into_iter()
+        .find(|(krate, _)| *krate == name)
+        .ok_or_else(|| format!("no tool {name}"))?;
     println!("{}", cargo_tool(pin)?.display());
     Ok(())
 }

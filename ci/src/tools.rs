@@ -69,6 +69,9 @@ pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 /// installs on rustc 1.95); `ci/compat.sh` renders with it.
 pub const CARGO_GENERATE: (&str, &str) = ("cargo-generate", "0.23.7");
 
+/// Every tool [`cargo_tool`] installs, for `template-ci tool NAME`.
+pub const CARGO_TOOLS: [(&str, &str); 2] = [CARGO_DENY, CARGO_GENERATE];
+
 /// The path of the binary `name` of crate `krate` at `version`, installed
 /// with `cargo install --locked --debug` on first use (once per machine):
 /// unoptimised, it compiles in less than half the time, and what the
