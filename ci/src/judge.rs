@@ -1,133 +1,101 @@
-//! Argo CD's own code as the judge: `ci/argocd/`, a Go program on
-//! `github.com/argoproj/argo-cd/v3`, runs Argo CD's proxy selection, plugin
-//! generator, template renderer and ApplicationSet reconciler against a
-//! project's release binary, and a rolling restart with Argo CD's client.
+//! Argo CD's own code as the judge: every rendered project carries it in
+//! `argocd-judge/` (a Go program on `github.com/argoproj/argo-cd/v3`) and
+//! runs it with `argocd-judge/judge.sh`; the harness runs that same command
+//! on each project, with the release binary it built.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use crate::command::run_command;
+use crate::command::{own_cargo_environment, run_command};
 use crate::project::Project;
 
-/// The Go module, and what it is built into (once per run; Go caches the rest).
-fn module_dir() -> PathBuf {
-    crate::repo_root().join("ci").join("argocd")
-}
+/// The author's command, relative to the project's root.
+pub const COMMAND: &str = "argocd-judge/judge.sh";
 
-/// How the judge is built, and vetted (the same flags, so `go vet` reuses
-/// the compiled packages): go.sum must be complete; no optimisation, no
-/// inlining and no symbol tables, since Argo CD's dependency tree is
-/// compiled cold on a fresh machine and the judge runs for seconds.
+/// How `judge.sh` builds the judge, for `go vet` (the same flags, so it
+/// reuses the compiled packages; a test holds the script to them).
 pub const GO_FLAGS: [&str; 3] = ["-mod=readonly", "-gcflags=all=-N -l", "-ldflags=-s -w"];
 
-/// The judge's binary and Argo CD's CRDs (from the argo-cd module).
-fn judge() -> Result<&'static (PathBuf, PathBuf), String> {
-    static JUDGE: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
-    JUDGE
-        .get_or_init(|| {
-            let binary = crate::repo_root()
-                .join("target")
-                .join("argocd-judge")
-                .join("argocd-judge");
-            run_command(
-                Command::new("go")
-                    .arg("build")
-                    .args(GO_FLAGS)
-                    .arg("-o")
-                    .arg(&binary)
-                    .arg(".")
-                    .current_dir(module_dir()),
-            )
-            .map_err(|e| format!("building Argo CD's judge (ci/argocd, needs Go): {e}"))?;
-            let output = run_command(
-                Command::new("go")
-                    .args(["list", "-mod=readonly", "-m", "-f", "{{.Dir}}"])
-                    .arg("github.com/argoproj/argo-cd/v3")
-                    .current_dir(module_dir()),
-            )?;
-            let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            Ok((binary, Path::new(&dir).join("manifests").join("crds")))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Runs Argo CD's code against the project in `dir` whose release binary is
-/// `binary`, with `env` for its generator; what Argo CD did, or why it
-/// failed.
-pub fn run_on(dir: &Path, binary: &Path, env: &[(String, String)]) -> Result<String, String> {
-    let (judge, crds) = judge()?;
+/// `argocd-judge/judge.sh ARGS` in the project in `dir`: what Argo CD did,
+/// or why it failed.
+fn judge(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
     let output = run_command(
-        Command::new(judge)
-            .arg("project")
-            .arg("--dir")
-            .arg(dir)
-            .arg("--binary")
-            .arg(binary)
-            .arg("--crds")
-            .arg(crds)
+        Command::new(dir.join(COMMAND))
+            .args(args)
             .envs(env.iter().map(|(k, v)| (k, v))),
     )?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The External Secrets Operator release whose CRDs the ExternalSecrets are
-/// validated against: its Go module carries them (`config/crds/bases`), and
-/// the module proxy serves it with this checksum. Never committed here.
-const EXTERNAL_SECRETS: (&str, &str) = (
-    "github.com/external-secrets/external-secrets@v0.16.2",
-    "h1:iNY+gIgSyL5higXTfnz+hdPCaiB/43UiHLqE7HBpj68=",
-);
-
-/// The ExternalSecret CRD of [`EXTERNAL_SECRETS`], downloaded once.
-pub fn external_secret_crd() -> Result<&'static Path, String> {
-    static CRD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CRD.get_or_init(|| {
-        let (module, sum) = EXTERNAL_SECRETS;
-        let output = run_command(
-            Command::new("go")
-                .args(["mod", "download", "-json", module])
-                .current_dir(module_dir()),
-        )?;
-        let download: serde_json::Value =
-            serde_json::from_slice(&output.stdout).map_err(|e| format!("{module}: {e}"))?;
-        ensure!(
-            download["Sum"] == sum,
-            "{module}: checksum {}, expected {sum}",
-            download["Sum"]
-        );
-        let dir = download["Dir"].as_str().unwrap_or_default();
-        Ok(Path::new(dir).join("config/crds/bases/external-secrets.io_externalsecrets.yaml"))
-    })
-    .as_deref()
-    .map_err(Clone::clone)
-}
-
-/// `argocd-judge ARGS...`: its standard output.
-pub fn command(args: &[&str]) -> Result<String, String> {
-    let (judge, _) = judge()?;
-    let output = run_command(Command::new(judge).args(args))?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+/// Runs Argo CD's code against the project in `dir` whose release binary is
+/// `binary`, with `env` for its generator.
+pub fn run_on(dir: &Path, binary: &Path, env: &[(String, String)]) -> Result<String, String> {
+    let binary = binary.display().to_string();
+    judge(dir, &["--binary", &binary], env)
 }
 
 /// Only the check of `deploy/argocd/application.yaml` (part of [`run_on`]):
 /// valid against Argo CD's Application CRD and accepted by its validation.
 pub fn application(dir: &Path) -> Result<String, String> {
-    let (judge, crds) = judge()?;
-    let output = run_command(
-        Command::new(judge)
-            .arg("application")
-            .arg("--dir")
-            .arg(dir)
-            .arg("--crds")
-            .arg(crds),
-    )?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    judge(dir, &["application"], &[])
 }
 
-/// [`run_on`] for a rendered project.
+/// Only the check of `deploy/components/external-secrets` (part of
+/// [`run_on`]): valid against the operator's CRD, Argo CD's token template
+/// rendered as the operator renders it.
+pub fn external_secrets(dir: &Path) -> Result<String, String> {
+    judge(dir, &["external-secrets"], &[])
+}
+
+/// The project's CI job that runs the judge, and its steps.
+const CI_WORKFLOW: &str = ".github/workflows/ci.yml";
+const CI_JOB: &str = "argocd";
+
+/// Runs the judge as the project's CI does: the `run` steps of its
+/// workflow's `argocd` job as written, each as GitHub runs it, or the
+/// command alone where the project has no workflows. With nothing of the
+/// harness's: the judge builds the release binary itself (into the shared
+/// target folder, where it is built already), and the plugin starts with
+/// the project's own settings (`deploy/examples/judge.env`).
 pub fn run(project: &Project) -> Result<String, String> {
-    run_on(&project.dir, &project.release_binary()?, &project.env)
-        .map_err(|e| format!("{}: Argo CD's code: {e}", project.name))
+    let steps = if project.dir.join(CI_WORKFLOW).exists() {
+        ci_steps(&project.read(CI_WORKFLOW))?
+    } else {
+        vec![COMMAND.to_owned()]
+    };
+    let mut said = String::new();
+    for step in steps {
+        let output = run_command(
+            own_cargo_environment(&mut Command::new("bash"))
+                .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &step])
+                .env("CARGO_TARGET_DIR", crate::rendered_target_dir())
+                .current_dir(&project.dir),
+        )
+        .map_err(|e| format!("{}: Argo CD's code: {e}", project.name))?;
+        said.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    Ok(said)
+}
+
+/// The `run` steps of the workflow's judge job, which must run as written
+/// on any machine (no `${{ }}` expression in them) and run the command.
+fn ci_steps(workflow: &str) -> Result<Vec<String>, String> {
+    let workflow = crate::manifests::parse_yaml(workflow)?;
+    let steps = workflow
+        .first()
+        .and_then(|w| w["jobs"][CI_JOB]["steps"].as_array())
+        .ok_or_else(|| format!("{CI_WORKFLOW} has no job {CI_JOB} with steps"))?;
+    let runs: Vec<String> = steps
+        .iter()
+        .filter_map(|step| step["run"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(
+        runs.iter().all(|run| !run.contains("${{")),
+        "{CI_WORKFLOW}: job {CI_JOB} has a run step with a ${{{{ }}}} expression: {runs:?}"
+    );
+    ensure!(
+        runs.iter().any(|run| run.contains(COMMAND)),
+        "{CI_WORKFLOW}: job {CI_JOB} does not run {COMMAND}: {runs:?}"
+    );
+    Ok(runs)
 }

@@ -50,8 +50,6 @@ enum Commands {
         #[arg(short = 'd', long = "define", value_name = "KEY=VALUE", value_parser = key_value)]
         defines: Vec<(String, String)>,
     },
-    /// Argo CD's own code against a rendered project
-    Argocd { project: PathBuf },
     /// Every check the template's CI runs on a rendered project
     Check { project: PathBuf },
     /// Print the path of a harness tool (cargo-deny, cargo-generate),
@@ -106,7 +104,6 @@ fn main() -> ExitCode {
         Commands::Tool { name } => tool(&name),
         Commands::Lock => lock(),
         Commands::Stamp => stamp(),
-        Commands::Argocd { project } => argocd(&project),
         Commands::Check { project } => check(&project),
         Commands::Upgrade {
             project,
@@ -158,38 +155,6 @@ fn check(dir: &Path) -> Result<(), String> {
     let project = template_ci::project::Project::open(&dir)?;
     template_ci::checks::all(&project)?;
     eprintln!("{}: every check passed", project.name);
-    Ok(())
-}
-
-/// Builds a rendered project's release binary and runs Argo CD's own code
-/// on it: its generator on `deploy/examples`, the renderer, the reconciler,
-/// the proxy check and a rolling restart.
-fn argocd(dir: &Path) -> Result<(), String> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let metadata = template_ci::command::run(
-        &dir,
-        "cargo",
-        &["metadata", "--format-version", "1", "--no-deps", "--locked"],
-    )?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&metadata.stdout).map_err(|e| e.to_string())?;
-    let manifest = dir.join("Cargo.toml");
-    let package = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
-        .and_then(|p| p["name"].as_str())
-        .ok_or_else(|| format!("{}: no package", manifest.display()))?;
-    let target = metadata["target_directory"]
-        .as_str()
-        .ok_or("cargo metadata gave no target directory")?;
-    eprintln!("building {package} for release...");
-    template_ci::command::run(&dir, "cargo", &["build", "--release", "--locked"])?;
-    let binary = Path::new(target).join("release").join(package);
-    print!("{}", template_ci::judge::run_on(&dir, &binary, &[])?);
     Ok(())
 }
 

@@ -1,7 +1,11 @@
-//! The author's journey: the generator is rewritten, and nothing of the
-//! template's breaks. A fork replaces `template/src/generator.rs`; a rendered
-//! project renames its generator's keys; both build beside other projects in
-//! one shared target folder, each running its own code.
+//! The author's journey: the generator is rewritten, with the examples that
+//! suit it, and nothing of the template's breaks. A fork replaces
+//! `template/src/generator.rs` and `deploy/examples`; a rendered project
+//! renames its generator's keys and its examples' with them; both build
+//! beside other projects in one shared target folder, each running its own
+//! code. Argo CD's judge holds the author to it: an example that reads a
+//! key the generator does not return, or prints a number Argo CD mangles,
+//! fails naming it.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -83,12 +87,68 @@ mod tests {
 }
 "##;
 
-/// A fork whose only change is its generator, rendered.
+/// An ApplicationSet for the tenants generator, as its author would keep it
+/// in `deploy/examples` (`{{ .tenant }}`, `{{ .cluster }}`: the answer's keys).
+const TENANTS_EXAMPLE: &str = r#"# One Application per tenant of a region.
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: tenants
+  namespace: argocd
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+    - plugin:
+        configMapRef:
+          name: CONFIGMAP
+        input:
+          parameters:
+            REGION: eu
+  template:
+    metadata:
+      name: "TENANT"
+      annotations:
+        example.cluster: 'CLUSTER'
+    spec:
+      project: default
+      source:
+        repoURL: https://github.com/argoproj/argocd-example-apps.git
+        targetRevision: HEAD
+        path: guestbook
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: "TENANT"
+"#;
+
+/// [`TENANTS_EXAMPLE`] for the plugin whose ConfigMap is `configmap`, its
+/// input naming the region `region`, its template reading the keys
+/// `tenant` and `cluster` as given.
+fn tenants_example(configmap: &str, region: &str, tenant: &str, cluster: &str) -> String {
+    TENANTS_EXAMPLE
+        .replace("CONFIGMAP", configmap)
+        .replace("REGION", region)
+        .replace("TENANT", tenant)
+        .replace("CLUSTER", cluster)
+}
+
+/// A fork whose change is its generator and the examples that suit it,
+/// rendered.
 fn fork() -> &'static Project {
     static PROJECT: OnceLock<Project> = OnceLock::new();
     PROJECT.get_or_init(|| {
         let copy = copy_template("fork-tenants").unwrap();
         std::fs::write(copy.join("template/src/generator.rs"), TENANTS).unwrap();
+        let examples = copy.join("template/deploy/examples");
+        std::fs::remove_dir_all(&examples).unwrap();
+        std::fs::create_dir(&examples).unwrap();
+        let example = tenants_example(
+            "{{project-name}}",
+            "region",
+            "{% raw %}{{ .tenant }}{% endraw %}",
+            "{% raw %}{{ .cluster }}{% endraw %}",
+        );
+        std::fs::write(examples.join("tenants.yaml"), example).unwrap();
         let mut render = Render::new("tenants-plugin");
         render.repo = copy;
         Project::render(CI, &render).unwrap()
@@ -132,19 +192,57 @@ fn a_fork_that_rewrites_the_generator_passes_everything_the_ci_runs() {
 #[test]
 fn renaming_the_generators_keys_in_a_rendered_project_breaks_nothing() {
     let project = Project::render(CI, &Render::new("renamed-plugin")).unwrap();
+    // Other keys, and a number: a quota Argo CD would print as 1.234567e+06.
     let renamed = TENANTS
         .replace("\"tenant\"", "\"customer\"")
         .replace("\"cluster\"", "\"target-cluster\"")
-        .replace("region", "zone");
+        .replace("region", "zone")
+        .replace(
+            "                set\n",
+            "                set.insert(\"quota\".into(), 1_234_567.into());\n                set\n",
+        )
+        .replace(r#""eu-1"}"#, r#""eu-1", "quota": 1_234_567}"#);
+    assert!(renamed.contains("quota"));
     std::fs::write(project.dir.join("src/generator.rs"), renamed).unwrap();
     format(&project);
     checks::rust(&project).unwrap();
     // Its own answer, not another project's from the shared target folder
     // (the fork's is its release binary's).
-    let example = Example::from_binary(&project.debug_binary().unwrap(), &project.env).unwrap();
+    let binary = project.debug_binary().unwrap();
+    let example = Example::from_binary(&binary, &project.env).unwrap();
     assert_eq!(
         example.sets[0].keys().collect::<Vec<_>>(),
-        ["customer", "target-cluster"]
+        ["customer", "quota", "target-cluster"]
+    );
+
+    // The author's examples follow the generator, and Argo CD's judge
+    // passes them; an example left reading the old keys, or printing the
+    // number, fails naming what Argo CD got.
+    let examples = project.dir.join("deploy/examples");
+    std::fs::remove_dir_all(&examples).unwrap();
+    std::fs::create_dir(&examples).unwrap();
+    let judge = |tenant: &str, cluster: &str| {
+        let text = tenants_example(&project.name, "zone", tenant, cluster);
+        std::fs::write(examples.join("customers.yaml"), text).unwrap();
+        template_ci::judge::run_on(&project.dir, &binary, &project.env)
+    };
+    let judged = judge("{{ .customer }}", r#"{{ index . "target-cluster" }}"#).unwrap();
+    assert!(
+        judged.contains("ApplicationSet tenants: Argo CD created acme, initech (valid"),
+        "{judged}"
+    );
+    let stale = judge("{{ .tenant }}", "{{ .cluster }}").unwrap_err();
+    for expected in [
+        "deploy/examples/customers.yaml: ApplicationSet tenants: Argo CD's status:",
+        r#"map has no entry for key "tenant""#,
+        "the generator answered parameter sets with the keys customer, quota, target-cluster",
+    ] {
+        assert!(stale.contains(expected), "{expected:?} not in {stale}");
+    }
+    let mangled = judge("{{ .customer }}", "{{ .quota }}").unwrap_err();
+    assert!(
+        mangled.contains(r#"metadata.annotations.example.cluster is "1.234567e+06""#),
+        "{mangled}"
     );
     assert_eq!(
         fork().example().unwrap().sets[0].keys().collect::<Vec<_>>(),

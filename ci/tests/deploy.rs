@@ -433,6 +433,13 @@ fn edited_copy(name: &str, file: &str, from: &str, to: &str) -> Project {
 #[test]
 fn the_external_secrets_component_feeds_both_secrets_from_one_remote_key() {
     checks::external_secrets(project(), install()).unwrap();
+    let judged = template_ci::judge::external_secrets(&project().dir).unwrap();
+    assert!(
+        judged.contains("2 ExternalSecrets valid against the operator's CRD"),
+        "{judged}"
+    );
+    // The wiring is the harness's check; the CRD and the operator's
+    // template rendering are the project's judge's.
     for (what, from, to, expected) in [
         (
             "label",
@@ -459,7 +466,9 @@ fn the_external_secrets_component_feeds_both_secrets_from_one_remote_key() {
             from,
             to,
         );
-        let error = checks::external_secrets(&copy, install()).unwrap_err();
+        let error = checks::external_secrets(&copy, install())
+            .and_then(|()| template_ci::judge::external_secrets(&copy.dir).map(drop))
+            .unwrap_err();
         assert!(error.contains(expected), "{what}: {error}");
     }
 }

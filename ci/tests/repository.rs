@@ -28,26 +28,75 @@ fn scripts_parse_and_pass_shellcheck() {
     }
 }
 
-/// The Go module that runs Argo CD's code: formatted, vetted, its go.sum
+/// The Go module that runs Argo CD's code (one copy, in the template):
+/// formatted, vetted with the flags `judge.sh` builds it with, its go.sum
 /// complete (`-mod=readonly` fails on a missing line).
 #[test]
 fn argocd_judge_passes_gofmt_and_go_vet() {
-    let module = repo_root().join("ci").join("argocd");
+    let module = repo_root().join("template").join("argocd-judge");
     let unformatted = run(&module, "gofmt", &["-l", "."]).unwrap();
     assert!(
         unformatted.stdout.is_empty(),
         "gofmt would change: {}",
         String::from_utf8_lossy(&unformatted.stdout)
     );
+    let script = std::fs::read_to_string(module.join("judge.sh")).unwrap();
+    for flag in template_ci::judge::GO_FLAGS {
+        assert!(script.contains(flag), "judge.sh builds without {flag}");
+    }
     let mut vet = vec!["vet"];
     vet.extend(template_ci::judge::GO_FLAGS);
     vet.push("./...");
     run(&module, "go", &vet).unwrap();
 }
 
+/// One Go module on argo-cd in the repository: the one every project gets.
+#[test]
+fn one_go_module_on_argo_cd() {
+    let files = run(&repo_root(), "git", &["ls-files", "*go.mod"]).unwrap();
+    let modules: Vec<String> = String::from_utf8_lossy(&files.stdout)
+        .lines()
+        .filter(|path| {
+            std::fs::read_to_string(repo_root().join(path))
+                .is_ok_and(|text| text.contains("github.com/argoproj/argo-cd/"))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(modules, ["template/argocd-judge/go.mod"]);
+}
+
 #[test]
 fn workflow_passes_actionlint_and_zizmor() {
     template_ci::checks::lint_workflows(&repo_root(), &[".github/workflows/template.yml"]).unwrap();
+}
+
+/// The workflow's test jobs, together, run what `cargo test` runs: every
+/// unit and doc test, plugin-server's suite, and each harness test binary.
+#[test]
+fn workflow_shards_cover_every_test() {
+    let text = std::fs::read_to_string(repo_root().join(".github/workflows/template.yml")).unwrap();
+    let workflow = template_ci::manifests::parse_yaml(&text).unwrap();
+    let shards: Vec<&str> = workflow[0]["jobs"]["test"]["strategy"]["matrix"]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|shard| shard.as_str().unwrap())
+        .collect();
+    let mut expected = vec![
+        "--workspace --lib --bins".to_owned(),
+        "--workspace --doc".to_owned(),
+        "-p plugin-server --tests".to_owned(),
+    ];
+    for file in template_ci::files_under(&repo_root().join("ci").join("tests")) {
+        if file.extension().is_some_and(|e| e == "rs") {
+            let name = file.file_stem().unwrap().to_string_lossy();
+            expected.push(format!("--test {name}"));
+        }
+    }
+    expected.sort();
+    let mut shards: Vec<String> = shards.into_iter().map(str::to_owned).collect();
+    shards.sort();
+    assert_eq!(shards, expected);
 }
 
 #[test]
@@ -74,7 +123,7 @@ fn ci_runs_the_readme_test_command() {
         "README's test command"
     );
     assert!(
-        ci.contains("\nstage \"cargo test\" cargo test\n"),
+        ci.contains("\nstage test \"cargo test\" cargo test\n"),
         ".ci/run runs it"
     );
     assert!(

@@ -14,14 +14,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-logr/logr"
-	log "github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,11 +46,6 @@ var pullRequest = map[string]any{
 	"head_short_sha_7": "6a8b3c1", "author": "octocat", "title": "A change",
 }
 
-// An example that does not suit the generator, as Argo CD's status shows
-// it: the generator's own error for its input, or a template key its
-// answer lacks.
-var unsuited = regexp.MustCompile(`API error with status code (400|500): |failed to execute go template .*map has no entry for key`)
-
 // Values Argo CD renders when a template prints what it should not: raw
 // JSON bytes (generator.input.parameters), a float64 in %e form, nil.
 var misrendered = regexp.MustCompile(`\{\[\d+( \d+)*\]\}|\b\d(\.\d+)?e[+-]\d\d\b|<no value>|<nil>`)
@@ -59,17 +53,20 @@ var misrendered = regexp.MustCompile(`\{\[\d+( \d+)*\]\}|\b\d(\.\d+)?e[+-]\d\d\b
 type judge struct {
 	configMaps  map[string]*corev1.ConfigMap
 	secret      *corev1.Secret
-	pluginURL   string
+	pluginURL   string   // where Argo CD reaches the plugin: through tap
+	service     *service // forwards to the plugin
+	tap         *tap     // what the plugin answered
 	application *schema
 	appSet      *schema
 }
 
 func newJudge(p *project, pluginURL, crds string) (*judge, error) {
-	// Argo CD logs each failure at length; the status carries its message.
-	log.SetOutput(io.Discard)
-	ctrl.SetLogger(logr.Discard())
-	j := &judge{configMaps: p.configMaps, secret: p.secret, pluginURL: pluginURL}
+	j := &judge{configMaps: p.configMaps, secret: p.secret, tap: &tap{}}
 	var err error
+	if j.service, err = newService(strings.TrimPrefix(pluginURL, "http://"), j.tap); err != nil {
+		return nil, err
+	}
+	j.pluginURL = "http://" + j.service.listener.Addr().String()
 	if j.application, err = loadSchema(crds, "application-crd.yaml"); err != nil {
 		return nil, err
 	}
@@ -77,6 +74,20 @@ func newJudge(p *project, pluginURL, crds string) (*judge, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+func (j *judge) close() {
+	_ = j.service.listener.Close()
+}
+
+// returned names the keys of the parameter sets the plugin answered since
+// the last reconcile began: what an example's template can read.
+func (j *judge) returned() string {
+	keys := j.tap.keys()
+	if len(keys) == 0 {
+		return "the generator answered no parameter set"
+	}
+	return "the generator answered parameter sets with the keys " + strings.Join(keys, ", ")
 }
 
 // decodeObjects reads YAML documents or a stream of JSON objects.
@@ -122,10 +133,7 @@ func (j *judge) applicationSets(file string) error {
 		if err := convert(object, &appSet); err != nil {
 			return err
 		}
-		// These are the template's examples: after an author replaces the
-		// generator they may no longer suit it, which is theirs to fix, not
-		// a fault of the plugin's.
-		if err := j.lifecycle(&appSet, true); err != nil {
+		if err := j.lifecycle(&appSet); err != nil {
 			return fmt.Errorf("ApplicationSet %s: %w", appSet.Name, err)
 		}
 	}
@@ -168,7 +176,7 @@ func (j *judge) exampleRequest(request *pluginclient.ServiceRequest) error {
 			},
 		},
 	}
-	if err := j.lifecycle(appSet, false); err != nil {
+	if err := j.lifecycle(appSet); err != nil {
 		return fmt.Errorf("the example request: %w", err)
 	}
 	return nil
@@ -208,6 +216,11 @@ type world struct {
 	client     client.Client
 	reconciler *controllers.ApplicationSetReconciler
 	appSet     types.NamespacedName
+	stop       chan struct{} // ends its informers
+}
+
+func (w *world) close() {
+	close(w.stop)
 }
 
 func (j *judge) world(appSet *v1alpha1.ApplicationSet) (*world, error) {
@@ -243,19 +256,32 @@ func (j *judge) world(appSet *v1alpha1.ApplicationSet) (*world, error) {
 		WithIndex(&v1alpha1.Application{}, ".metadata.controller", ownerIndex).Build()
 	kube := argoCDKube(namespace)
 	ctx := context.Background()
+	// Argo CD's cluster secrets, as the controller watches them (none: the
+	// in-cluster destination only).
+	clusters, err := settings.NewClusterInformer(kube, namespace)
+	if err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	go clusters.Run(stop)
+	if !cache.WaitForCacheSync(stop, clusters.HasSynced) {
+		close(stop)
+		return nil, errors.New("Argo CD's cluster informer never synced")
+	}
 	reconciler := &controllers.ApplicationSetReconciler{
 		Client:          c,
 		Scheme:          scheme,
 		Renderer:        &utils.Render{},
 		Recorder:        &record.FakeRecorder{},
-		Generators:      generators.GetGenerators(ctx, c, kube, namespace, nil, nil, generators.SCMConfig{}),
+		Generators:      generators.GetGenerators(ctx, c, kube, namespace, nil, nil, generators.SCMConfig{}, clusters),
+		ClusterInformer: clusters,
 		ArgoDB:          db.NewDB(namespace, settings.NewSettingsManager(ctx, kube, namespace), kube),
 		KubeClientset:   kube,
 		Policy:          v1alpha1.ApplicationsSyncPolicySync,
 		ArgoCDNamespace: namespace,
 		Metrics:         appsetmetrics.NewFakeAppsetMetrics(),
 	}
-	return &world{client: c, reconciler: reconciler, appSet: client.ObjectKeyFromObject(appSet)}, nil
+	return &world{client: c, reconciler: reconciler, appSet: client.ObjectKeyFromObject(appSet), stop: stop}, nil
 }
 
 // argoCDKube is a fake cluster holding what Argo CD's settings and database
@@ -349,25 +375,22 @@ func names(apps []v1alpha1.Application) string {
 // lifecycle is what Argo CD does with the plugin over an ApplicationSet's
 // life: it creates the Applications; when the plugin fails, it keeps them
 // and shows the plugin's message; when a plugin answers an empty list, it
-// deletes them.
-//
-// With `example`, an ApplicationSet of deploy/examples that does not suit
-// the generator is noted and skipped.
-func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet, example bool) error {
+// deletes them. An ApplicationSet that does not suit the generator (its
+// input refused, its template reading a key the answers lack) fails with
+// Argo CD's status and the keys the generator did answer.
+func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet) error {
 	w, err := j.world(appSet)
 	if err != nil {
 		return err
 	}
+	defer w.close()
+	j.tap.forget()
 	apps, message, err := w.reconcile()
 	if err != nil {
 		return err
 	}
-	if example && unsuited.MatchString(message) {
-		fmt.Printf("  note: ApplicationSet %s does not suit the generator (its input or the keys its template reads); update deploy/examples for it: %s\n", appSet.Name, message)
-		return nil
-	}
 	if message != "" {
-		return fmt.Errorf("Argo CD's status: %s", message)
+		return fmt.Errorf("Argo CD's status: %s\n  (%s; the ApplicationSet and the generator must agree)", message, j.returned())
 	}
 	if len(apps) == 0 {
 		return errors.New("Argo CD created no Application: the plugin's 2xx reply held no parameter sets (Argo CD reads {\"output\": {\"parameters\": [...]}}, any other shape is an empty list)")

@@ -54,7 +54,10 @@ func freePort() (string, error) {
 	return listener.Addr().String(), nil
 }
 
-func startPlugin(binary, dir string, token []byte) (*plugin, error) {
+// startPlugin runs the binary as the project's Deployment would, on
+// loopback, with the token deploy/token.sh makes and the author's settings.
+func startPlugin(binary string, project *project) (*plugin, error) {
+	token := project.pluginToken
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -75,8 +78,9 @@ func startPlugin(binary, dir string, token []byte) (*plugin, error) {
 		done:   make(chan struct{}),
 	}
 	p.command = exec.Command(binary)
-	p.command.Dir = dir
-	p.command.Env = append(os.Environ(),
+	p.command.Dir = project.dir
+	// The judge's own settings last: of duplicates, the last one counts.
+	p.command.Env = append(append(os.Environ(), project.pluginEnv...),
 		"PLUGIN_TOKEN_FILE="+tokenFile,
 		"PLUGIN_LISTEN_ADDR="+addr,
 		"PLUGIN_METRICS_ADDR="+metrics,
@@ -124,9 +128,14 @@ func (p *plugin) logTail() string {
 	return "\nthe plugin logged:\n" + string(p.log.data)
 }
 
+// preview runs the binary's preview command with the plugin's settings.
+func (p *plugin) preview(args ...string) ([]byte, error) {
+	return outputWith(p.command.Env, p.command.Dir, p.binary, append([]string{"preview"}, args...)...)
+}
+
 // exampleRequest asks the binary for its example request.
 func (p *plugin) exampleRequest() (*pluginclient.ServiceRequest, error) {
-	out, err := output(".", p.binary, "preview", "--request")
+	out, err := p.preview("--request")
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +161,7 @@ func (p *plugin) exampleAsPreviewed() (*pluginclient.ServiceRequest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the example request: %w", err)
 	}
-	out, err := output(".", p.binary, "preview")
+	out, err := p.preview()
 	if err != nil {
 		return nil, err
 	}
@@ -174,14 +183,15 @@ type service struct {
 	listener net.Listener
 	mu       sync.Mutex
 	backend  string
+	tap      *tap // keeps what the backend answers, when not nil
 }
 
-func newService(backend string) (*service, error) {
+func newService(backend string, tap *tap) (*service, error) {
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &service{listener: listener, backend: backend}
+	s := &service{listener: listener, backend: backend, tap: tap}
 	go func() {
 		for {
 			client, err := listener.Accept()
@@ -191,7 +201,7 @@ func newService(backend string) (*service, error) {
 			s.mu.Lock()
 			backend := s.backend
 			s.mu.Unlock()
-			go forward(client, backend)
+			go forward(client, backend, s.tap)
 		}
 	}()
 	return s, nil
@@ -203,7 +213,7 @@ func (s *service) route(backend string) {
 	s.mu.Unlock()
 }
 
-func forward(client net.Conn, backend string) {
+func forward(client net.Conn, backend string, tap *tap) {
 	defer client.Close()
 	server, err := net.Dial("tcp", backend)
 	if err != nil {
@@ -211,15 +221,19 @@ func forward(client net.Conn, backend string) {
 	}
 	defer server.Close()
 	done := make(chan struct{}, 2)
-	pipe := func(to, from net.Conn) {
-		_, _ = io.Copy(to, from)
+	pipe := func(to, from net.Conn, copies io.Writer) {
+		if copies != nil {
+			_, _ = io.Copy(io.MultiWriter(to, copies), from)
+		} else {
+			_, _ = io.Copy(to, from)
+		}
 		if tcp, ok := to.(*net.TCPConn); ok {
 			_ = tcp.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go pipe(server, client)
-	go pipe(client, server)
+	go pipe(server, client, nil)
+	go pipe(client, server, tap.stream())
 	<-done
 	<-done
 }
@@ -229,18 +243,18 @@ func forward(client net.Conn, backend string) {
 // an old pod on kept-alive connections (Go's transport never retries a POST
 // on a connection the server closed). The old pod leaves the endpoints (new
 // connections go to a new pod), then gets SIGTERM. No request may fail.
-func rollingRestart(binary, dir string, token []byte) error {
-	old, err := startPlugin(binary, dir, token)
+func rollingRestart(binary string, project *project) error {
+	old, err := startPlugin(binary, project)
 	if err != nil {
 		return err
 	}
 	defer old.kill()
-	replacement, err := startPlugin(binary, dir, token)
+	replacement, err := startPlugin(binary, project)
 	if err != nil {
 		return err
 	}
 	defer replacement.kill()
-	svc, err := newService(strings.TrimPrefix(old.url, "http://"))
+	svc, err := newService(strings.TrimPrefix(old.url, "http://"), nil)
 	if err != nil {
 		return err
 	}

@@ -60,24 +60,9 @@ func (s *schema) validate(object map[string]any) error {
 	return nil
 }
 
-// validateCommand checks every object of the CRD's kind in a manifest file
-// against the CRD's stored version, as the API server would on create.
-func validateCommand(args []string) error {
-	if len(args) != 2 {
-		return fmt.Errorf("usage: argocd-judge validate CRD.yaml MANIFEST.yaml")
-	}
-	s, err := loadSchema(filepath.Dir(args[0]), filepath.Base(args[0]))
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(args[1])
-	if err != nil {
-		return err
-	}
-	objects, err := decodeObjects(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", args[1], err)
-	}
+// validateAll checks every object of the schema's kind among objects, as
+// the API server would on create, and returns how many there were.
+func (s *schema) validateAll(objects []map[string]any) (int, error) {
 	count := 0
 	for _, object := range objects {
 		if object["kind"] != s.kind {
@@ -85,13 +70,12 @@ func validateCommand(args []string) error {
 		}
 		metadata, _ := object["metadata"].(map[string]any)
 		if object["apiVersion"] != s.apiVersion {
-			return fmt.Errorf("%s %v: apiVersion %v, but the CRD stores %s", s.kind, metadata["name"], object["apiVersion"], s.apiVersion)
+			return count, fmt.Errorf("%s %v: apiVersion %v, but the CRD stores %s", s.kind, metadata["name"], object["apiVersion"], s.apiVersion)
 		}
 		if err := s.validate(object); err != nil {
-			return fmt.Errorf("%s %v in %v: %w", s.kind, metadata["name"], metadata["namespace"], err)
+			return count, fmt.Errorf("%s %v in %v: %w", s.kind, metadata["name"], metadata["namespace"], err)
 		}
 		count++
 	}
-	fmt.Printf("%d %s valid against %s\n", count, s.kind, filepath.Base(args[0]))
-	return nil
+	return count, nil
 }

@@ -54,7 +54,7 @@ func checkApplication(dir, crds string) (string, error) {
 		Spec: v1alpha1.AppProjectSpec{
 			SourceRepos:              []string{"*"},
 			Destinations:             []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}},
-			ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}},
+			ClusterResourceWhitelist: []v1alpha1.ClusterResourceRestrictionItem{{Group: "*", Kind: "*"}},
 		},
 	}
 	kube := argoCDKube(app.Namespace)
@@ -82,6 +82,7 @@ func checkApplication(dir, crds string) (string, error) {
 		kind, _ := object["kind"].(string)
 		metadata, _ := object["metadata"].(map[string]any)
 		namespace, _ := metadata["namespace"].(string)
+		name, _ := metadata["name"].(string)
 		group := ""
 		if apiVersion, _ := object["apiVersion"].(string); apiVersion != "" {
 			group = k8sschema.FromAPIVersionAndKind(apiVersion, kind).Group
@@ -89,7 +90,7 @@ func checkApplication(dir, crds string) (string, error) {
 		if kind == "Application" && group == "argoproj.io" {
 			return "", fmt.Errorf("%s: kubectl kustomize %s holds an Application: applying it would apply the Application too", applicationFile, source.Path)
 		}
-		if !project.IsGroupKindPermitted(k8sschema.GroupKind{Group: group, Kind: kind}, namespace != "") {
+		if !project.IsGroupKindNamePermitted(k8sschema.GroupKind{Group: group, Kind: kind}, name, namespace != "") {
 			return "", fmt.Errorf("%s: the default project may not sync %s", applicationFile, kind)
 		}
 		if kind == "Deployment" {

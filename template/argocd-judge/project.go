@@ -15,9 +15,11 @@ import (
 // project is what a rendered project gives Argo CD: the plugin ConfigMaps of
 // its install, and the token in the two Secrets deploy/token.sh makes.
 type project struct {
+	dir         string
 	configMaps  map[string]*corev1.ConfigMap
 	secret      *corev1.Secret // Argo CD's side
 	pluginToken []byte
+	pluginEnv   []string // the author's settings (judge.env)
 }
 
 func loadProject(dir string) (*project, error) {
@@ -29,7 +31,7 @@ func loadProject(dir string) (*project, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubectl kustomize deploy: %w", err)
 	}
-	p := &project{configMaps: map[string]*corev1.ConfigMap{}}
+	p := &project{dir: dir, configMaps: map[string]*corev1.ConfigMap{}}
 	for _, object := range objects {
 		if object["kind"] != "ConfigMap" {
 			continue
@@ -80,8 +82,15 @@ func (p *project) baseURLs() []string {
 }
 
 func output(dir, program string, args ...string) ([]byte, error) {
+	return outputWith(nil, dir, program, args...)
+}
+
+// outputWith is output with env as the program's environment (nil: this
+// process's).
+func outputWith(env []string, dir, program string, args ...string) ([]byte, error) {
 	command := exec.Command(program, args...)
 	command.Dir = dir
+	command.Env = env
 	var stderr bytes.Buffer
 	command.Stderr = &stderr
 	out, err := command.Output()
