@@ -50,6 +50,56 @@ fn argocd_judge_passes_gofmt_and_go_vet() {
     run(&module, "go", &vet).unwrap();
 }
 
+/// Without Go, or with one older than go.mod asks for, the judge's command
+/// says which Go it needs and exits 2 (before building anything).
+#[test]
+fn the_judge_names_the_go_it_needs() {
+    let script = repo_root().join("template/argocd-judge/judge.sh");
+    let module = std::fs::read_to_string(repo_root().join("template/argocd-judge/go.mod")).unwrap();
+    let required = module
+        .lines()
+        .find_map(|line| line.strip_prefix("go "))
+        .unwrap();
+    // A PATH with bash and coreutils but no Go; then one whose go is 1.25.
+    let bin = template_ci::run_dir().join("no-go-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["bash", "sed", "sort", "dirname"] {
+        let found = run(&repo_root(), "bash", &["-c", &format!("command -v {tool}")]).unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        let link = bin.join(tool);
+        if !link.exists() {
+            std::os::unix::fs::symlink(path, link).unwrap();
+        }
+    }
+    let judge = |path: &std::path::Path| {
+        Command::new(bin.join("bash"))
+            .arg(&script)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let without = judge(&bin);
+    assert_eq!(without.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        said.contains(&format!("needs Go {required} or newer on PATH")),
+        "{said}"
+    );
+
+    let old = template_ci::run_dir().join("old-go-bin");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("go"), "#!/bin/sh\necho go1.25.0\n").unwrap();
+    run(&old, "chmod", &["+x", "go"]).unwrap();
+    let path = std::env::join_paths([&old, &bin]).unwrap();
+    let older = judge(std::path::Path::new(&path));
+    assert_eq!(older.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&older.stderr);
+    assert!(
+        said.contains(&format!("needs Go {required} or newer; this is go1.25.0")),
+        "{said}"
+    );
+}
+
 /// One Go module on argo-cd in the repository: the one every project gets.
 #[test]
 fn one_go_module_on_argo_cd() {

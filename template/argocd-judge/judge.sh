@@ -31,7 +31,7 @@ command -v kubectl >/dev/null || {
 flags=(-mod=readonly "-gcflags=all=-N -l" "-ldflags=-s -w")
 # A stable path, so that Go relinks it only when something changed.
 binary="$project/target/argocd-judge/argocd-judge"
-echo "==> building Argo CD's judge with $found (first time only: compiles Argo CD's code, about 5 minutes on 2 cores; then seconds)"
+echo "==> building Argo CD's judge with $found (first time only: downloads and compiles Argo CD's code, 2 to 3 minutes on 2 cores; then seconds)"
 start=$SECONDS
 go -C "$module" build "${flags[@]}" -o "$binary" .
 echo "    done in $((SECONDS - start)) s"

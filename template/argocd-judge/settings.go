@@ -57,11 +57,17 @@ func loadSettings(dir string) (*pluginSettings, error) {
 		}
 		s.env = append(s.env, name+"="+value)
 	}
+	// Names only: a value may be a credential.
+	var names []string
+	for _, setting := range s.env {
+		name, _, _ := strings.Cut(setting, "=")
+		names = append(names, name)
+	}
 	served := ""
 	if s.fixtures != nil {
-		served = fmt.Sprintf(", %s served at %s", fixturesDir, s.fixtures.URL)
+		served = fmt.Sprintf("; %s served at %s", fixturesDir, s.fixtures.URL)
 	}
-	fmt.Printf("%s: the plugin runs with %d settings%s\n", settingsFile, len(s.env), served)
+	fmt.Printf("%s: the plugin runs with %s set%s\n", settingsFile, strings.Join(names, ", "), served)
 	return s, nil
 }
 
