@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderMap};
@@ -15,12 +16,22 @@ use crate::error::PluginError;
 ///
 /// The file holds one token per line. Normally that is one token; during a
 /// rotation it holds the new and the old one, so the plugin accepts both
-/// while Argo CD switches over (see `deploy/token.sh rotate`).
-#[derive(Debug)]
+/// while Argo CD switches over (see `deploy/token.sh rotate`). Its `Debug`
+/// shows the file and how many tokens, never a token.
 pub struct TokenStore {
     path: PathBuf,
     current: RwLock<Tokens>,
     last_reference_warning: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tokens = self.current.read().map_or(0, |tokens| tokens.len());
+        f.debug_struct("TokenStore")
+            .field("path", &self.path)
+            .field("tokens", &tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How often an unresolved Argo CD token reference is logged at most.
@@ -165,14 +176,18 @@ impl TokenStore {
     }
 
     /// Re-reads the token file every `interval` on a background thread, so a
-    /// rotated Secret takes effect without a restart.
-    pub fn watch(self: &Arc<Self>, interval: Duration) {
-        let store = Arc::clone(self);
+    /// rotated Secret takes effect without a restart. The thread holds the
+    /// store weakly: it ends once the store is dropped.
+    pub fn watch(self: &Arc<Self>, interval: Duration) -> JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("token-reload".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(interval);
+                    let Some(store) = weak.upgrade() else {
+                        return;
+                    };
                     match store.reload() {
                         Ok(Reload::Rotated) => {
                             log::info!("token rotated: re-read {}", store.path.display())
@@ -182,7 +197,7 @@ impl TokenStore {
                     }
                 }
             })
-            .expect("spawning the token reload thread");
+            .expect("spawning the token reload thread")
     }
 }
 
@@ -244,6 +259,37 @@ mod tests {
         let path = std::env::temp_dir().join(format!("plugin-{test}-{}", std::process::id()));
         std::fs::write(&path, content).unwrap();
         (TokenStore::load(&path).unwrap(), path)
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let (store, path) = store_with("debug", "first-s3cret\nsecond-s3cret\n");
+        let shown = format!("{store:?} {store:#?}");
+        // Neither as text nor as the bytes a derived Debug would list.
+        let bytes = format!("{:?}", b"s3cret");
+        let bytes = bytes.trim_matches(['[', ']']);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains(bytes),
+            "{shown}"
+        );
+        assert!(shown.contains(&path.display().to_string()) && shown.contains("tokens: 2"));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_reload_thread_ends_with_its_store() {
+        let (store, path) = store_with("reload-thread", "s3cret\n");
+        let store = Arc::new(store);
+        let thread = store.watch(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!thread.is_finished());
+        drop(store);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(thread.is_finished(), "the reload thread outlived its store");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Settings, read from environment variables at start-up.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The port of Argo CD's reference plugin; a project sets its own in `main.rs`.
@@ -26,8 +29,9 @@ pub struct Config {
     /// `PLUGIN_MAX_REPLY_BYTES`, default 4 MiB: likewise for the reply's size.
     pub max_reply_bytes: usize,
     /// `PLUGIN_MAX_CONNECTIONS`, default 2,048: open connections at most
-    /// (split among the workers); when full, the connection idle the longest
-    /// is closed for a new one, and a new one is refused when all serve.
+    /// (split among the workers); when full, an idle one is closed for a new
+    /// one (one that never served a request first), and a new one is
+    /// refused when all serve.
     pub max_connections: usize,
     /// `PLUGIN_GENERATOR_TIMEOUT_SECS`, default 25: below the controller's 30 s,
     /// so the operator sees our message rather than a client timeout.
@@ -111,52 +115,62 @@ impl Config {
         if let Some(path) = lookup("PLUGIN_TOKEN_FILE").filter(|p| !p.is_empty()) {
             config.token_file = PathBuf::from(path);
         }
-        if let Some(bytes) = parse(&lookup, "PLUGIN_MAX_BODY_BYTES")? {
+        // Every number has a range: the server adds and multiplies them
+        // (deadlines, connection caps), and none may overflow.
+        if let Some(bytes) = bounded(&lookup, "PLUGIN_MAX_BODY_BYTES", 1..=GIB)? {
             config.max_body_bytes = bytes;
         }
-        if let Some(sets) = parse(&lookup, "PLUGIN_MAX_PARAMETER_SETS")? {
+        if let Some(sets) = bounded(&lookup, "PLUGIN_MAX_PARAMETER_SETS", 1..=10_000_000)? {
             config.max_parameter_sets = sets;
         }
-        if let Some(bytes) = parse(&lookup, "PLUGIN_MAX_REPLY_BYTES")? {
+        if let Some(bytes) = bounded(&lookup, "PLUGIN_MAX_REPLY_BYTES", 1..=GIB)? {
             config.max_reply_bytes = bytes;
         }
-        if let Some(connections) = parse(&lookup, "PLUGIN_MAX_CONNECTIONS")? {
+        if let Some(connections) = bounded(&lookup, "PLUGIN_MAX_CONNECTIONS", 1..=1_000_000)? {
             config.max_connections = connections;
         }
-        if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_GENERATOR_TIMEOUT_SECS")? {
+        if let Some(secs) = bounded(&lookup, "PLUGIN_GENERATOR_TIMEOUT_SECS", 1..=HOUR)? {
             config.generator_timeout = Duration::from_secs(secs);
         }
-        if let Some(secs) = parse::<u64>(&lookup, "PLUGIN_DRAIN_SECS")? {
+        if let Some(secs) = bounded(&lookup, "PLUGIN_DRAIN_SECS", 0..=HOUR)? {
             config.drain = Duration::from_secs(secs);
         }
-        config.workers = parse(&lookup, "PLUGIN_WORKERS")?;
-        config.cache_ttl = parse::<u64>(&lookup, "PLUGIN_CACHE_TTL_SECS")?
+        config.workers = bounded(&lookup, "PLUGIN_WORKERS", 1..=1024)?;
+        config.cache_ttl = bounded(&lookup, "PLUGIN_CACHE_TTL_SECS", 0..=24 * HOUR)?
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
-        if config.max_body_bytes == 0
-            || config.max_parameter_sets == 0
-            || config.max_reply_bytes == 0
-            || config.max_connections == 0
-            || config.generator_timeout.is_zero()
-            || config.workers == Some(0)
-        {
-            return Err(
-                "PLUGIN_MAX_BODY_BYTES, PLUGIN_MAX_PARAMETER_SETS, PLUGIN_MAX_REPLY_BYTES, \
-                        PLUGIN_MAX_CONNECTIONS, PLUGIN_GENERATOR_TIMEOUT_SECS and PLUGIN_WORKERS \
-                        must be above 0"
-                    .into(),
-            );
-        }
         Ok(config)
     }
 }
 
-fn parse<T: std::str::FromStr>(
+const GIB: usize = 1 << 30;
+const HOUR: u64 = 3600;
+
+/// [`parse`], refused outside `range` with a message naming the variable.
+fn bounded<T: FromStr + PartialOrd + Display>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    range: RangeInclusive<T>,
+) -> Result<Option<T>, String>
+where
+    T::Err: Display,
+{
+    match parse(lookup, name)? {
+        Some(value) if !range.contains(&value) => Err(format!(
+            "{name}={value} is out of range: it must be from {} to {}",
+            range.start(),
+            range.end()
+        )),
+        value => Ok(value),
+    }
+}
+
+fn parse<T: FromStr>(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &str,
 ) -> Result<Option<T>, String>
 where
-    T::Err: std::fmt::Display,
+    T::Err: Display,
 {
     match lookup(name) {
         None => Ok(None),
@@ -210,6 +224,69 @@ mod tests {
         assert_eq!(config.generator_timeout, Duration::from_secs(3));
         assert_eq!(config.workers, Some(2));
         assert_eq!(config.cache_ttl, Some(Duration::from_secs(30)));
+    }
+
+    /// Every numeric setting, at any value a `u64` or more can spell: in
+    /// range it is taken, out of range it is refused naming the variable and
+    /// its range, and what is taken never overflows where the server adds
+    /// and multiplies it.
+    #[test]
+    fn numbers_out_of_range_are_refused_naming_the_variable() {
+        let names = [
+            "PLUGIN_MAX_BODY_BYTES",
+            "PLUGIN_MAX_PARAMETER_SETS",
+            "PLUGIN_MAX_REPLY_BYTES",
+            "PLUGIN_MAX_CONNECTIONS",
+            "PLUGIN_GENERATOR_TIMEOUT_SECS",
+            "PLUGIN_DRAIN_SECS",
+            "PLUGIN_WORKERS",
+            "PLUGIN_CACHE_TTL_SECS",
+        ];
+        let values = [
+            "0",
+            "1",
+            "3600",
+            "1000000",
+            "9223372036854775000",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+        ];
+        for name in names {
+            for value in values {
+                match from(&[(name, value)]) {
+                    Ok(config) => {
+                        let _ = config.shutdown_timeout() + config.header_timeout + config.drain;
+                        let cap = config.max_connections;
+                        let _ = cap + cap / 4 + config.max_body_bytes.max(config.max_reply_bytes);
+                    }
+                    Err(error) => {
+                        assert!(error.starts_with(&format!("{name}=")), "{error}");
+                        assert!(
+                            error.contains("out of range: it must be from")
+                                || error.contains("is invalid"),
+                            "{error}"
+                        );
+                    }
+                }
+            }
+            // The largest value of any of them is refused.
+            assert!(from(&[(name, "18446744073709551615")]).is_err(), "{name}");
+        }
+        let error = from(&[("PLUGIN_GENERATOR_TIMEOUT_SECS", "18446744073709551615")]).unwrap_err();
+        assert_eq!(
+            error,
+            "PLUGIN_GENERATOR_TIMEOUT_SECS=18446744073709551615 is out of range: \
+             it must be from 1 to 3600"
+        );
+        assert!(from(&[("PLUGIN_DRAIN_SECS", "0")]).is_ok());
+        assert!(
+            from(&[("PLUGIN_CACHE_TTL_SECS", "0")])
+                .unwrap()
+                .cache_ttl
+                .is_none()
+        );
+        assert!(from(&[("PLUGIN_WORKERS", "0")]).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Open connections, between the listener and actix-http: the cap (shedding
-//! the oldest idle connection for a new one), a deadline for the head of
+//! an idle connection for a new one: one that never served a request first,
+//! so that strangers cannot push out Argo CD's kept-alive connections), a
+//! deadline for the head of
 //! every request, not only a connection's first, and a bounded close after an
 //! answer that left the request body unread. actix-http does not bound the
 //! last two itself (see `docs/actix-http-upstream-report.md` in the template
@@ -200,8 +202,10 @@ impl Connections {
         }
     }
 
-    /// Takes a new connection. When `cap` are open, the one idle the longest
-    /// is closed for it; when all of them are serving, the new one is.
+    /// Takes a new connection. When `cap` are open, an idle one is closed
+    /// for it: the oldest that never served a request (a stranger's, or one
+    /// whose head is slow), else the oldest kept alive between requests;
+    /// when all of them are serving, the new one is.
     pub fn admit<T>(&self, io: T) -> Guarded<T> {
         let connection = Rc::new(Connection {
             phase: Cell::new(Phase::Idle { started: false }),
@@ -213,7 +217,7 @@ impl Connections {
         });
         self.worker.open.set(self.worker.open.get() + 1);
         if self.worker.stopping.get()
-            || (self.worker.open.get() > self.cap && !self.shed_oldest_idle())
+            || (self.worker.open.get() > self.cap && !self.shed_for_newcomer())
         {
             connection.shed();
         } else {
@@ -222,7 +226,7 @@ impl Connections {
         Guarded { io, connection }
     }
 
-    fn shed_oldest_idle(&self) -> bool {
+    fn shed_for_newcomer(&self) -> bool {
         let mut all = self.all.borrow_mut();
         while all
             .front()
@@ -230,10 +234,15 @@ impl Connections {
         {
             all.pop_front();
         }
-        let oldest_idle = all
-            .iter()
-            .position(|entry| entry.upgrade().is_some_and(|c| !c.shed.get() && c.idle()));
-        match oldest_idle.and_then(|index| all.remove(index)?.upgrade()) {
+        let oldest = |served: bool| {
+            all.iter().position(|entry| {
+                entry
+                    .upgrade()
+                    .is_some_and(|c| !c.shed.get() && c.idle() && c.served.get() == served)
+            })
+        };
+        let victim = oldest(false).or_else(|| oldest(true));
+        match victim.and_then(|index| all.remove(index)?.upgrade()) {
             Some(connection) => {
                 connection.shed();
                 true
@@ -460,6 +469,41 @@ mod tests {
         assert!(closed(&mut c), "then the next idle one");
         assert!(!d.connection.shed.get() && !e.connection.shed.get());
         assert_eq!(all.worker.open.get(), 3);
+    }
+
+    /// A kept-alive connection that served a request (Argo CD's) outlives
+    /// any number of newer ones that never did: they are shed first, the
+    /// oldest first; it goes only when nothing else can.
+    #[test]
+    fn never_served_connections_are_shed_before_a_kept_alive_one() {
+        let all = connections(3);
+        let mut argocd = admit(&all, b"");
+        argocd.connection().request_started();
+        argocd.connection().response_finished(false);
+        let mut stranger = admit(&all, b"");
+        let mut slow_head = admit(&all, b"POST /api");
+        assert_eq!(read(&mut slow_head), 9);
+        let mut flood: Vec<Io> = (0..100).map(|_| admit(&all, b"")).collect();
+        assert!(closed(&mut stranger), "the oldest never served, first");
+        assert!(closed(&mut slow_head), "then the next");
+        assert!(
+            !argocd.connection.shed.get(),
+            "kept alive while strangers are open"
+        );
+        assert_eq!(all.worker.open.get(), 3);
+        let survivors: Vec<&mut Io> = flood
+            .iter_mut()
+            .filter(|io| !io.connection.shed.get())
+            .collect();
+        assert_eq!(survivors.len(), 2, "the two newest strangers");
+        // Only kept-alive connections besides the newcomer: the oldest goes.
+        for io in flood.iter().rev().take(2) {
+            io.connection().request_started();
+            io.connection().response_finished(false);
+        }
+        let newcomer = admit(&all, b"");
+        assert!(closed(&mut argocd), "nothing else could go");
+        assert!(!newcomer.connection.shed.get());
     }
 
     #[test]

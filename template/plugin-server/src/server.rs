@@ -16,7 +16,7 @@ use actix_service::{
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{AppConfig, Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
+use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpMessage, ResponseError, web};
@@ -125,6 +125,10 @@ pub fn build<G: Generator>(
                 .wrap(from_fn(track_request))
         }
     };
+    let refusals = Refusals {
+        #[cfg(feature = "metrics")]
+        metrics: Some(metrics.clone()),
+    };
     let builder = builder.listen(
         "plugin",
         listeners.plugin,
@@ -134,6 +138,7 @@ pub fn build<G: Generator>(
             shutdown.clone(),
             tokens.clone().into_inner(),
             draining.clone(),
+            refusals,
         ),
     )?;
     #[cfg(feature = "metrics")]
@@ -151,10 +156,18 @@ pub fn build<G: Generator>(
                 cap: METRICS_CONNECTIONS,
                 ..limits
             };
+            let refusals = Refusals { metrics: None };
             builder.listen(
                 "metrics",
                 listener,
-                http(metrics_app, limits, shutdown, tokens.into_inner(), draining),
+                http(
+                    metrics_app,
+                    limits,
+                    shutdown,
+                    tokens.into_inner(),
+                    draining,
+                    refusals,
+                ),
             )?
         }
         None => builder,
@@ -172,6 +185,25 @@ struct Limits {
     cap: usize,
 }
 
+/// Where a request answered before the app sees it (a refused `Expect:
+/// 100-continue`) is counted and logged like any other.
+#[derive(Clone)]
+struct Refusals {
+    #[cfg(feature = "metrics")]
+    metrics: Option<web::Data<metrics::Metrics>>,
+}
+
+impl Refusals {
+    fn record(&self, method: &Method, path: &str, status: StatusCode, message: &str) {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            // No ApplicationSet: the body was never read.
+            metrics.record("", status.as_u16(), Duration::ZERO);
+        }
+        log_answer(method, path, status, Duration::ZERO, None, Some(message));
+    }
+}
+
 /// One socket's connections: each admitted by [`Connections`], then served
 /// by actix-http (HTTP/1.1) with the app `new_app` makes.
 fn http<F, I, S, B>(
@@ -180,6 +212,7 @@ fn http<F, I, S, B>(
     shutdown: GracefulShutdownSignal,
     tokens: Arc<TokenStore>,
     draining: Arc<AtomicBool>,
+    refusals: Refusals,
 ) -> impl ServerServiceFactory<TcpStream>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -198,13 +231,14 @@ where
             Arc::clone(&draining),
         );
         let tokens = Arc::clone(&tokens);
+        let refusals = refusals.clone();
         let admit = fn_service(move |stream: TcpStream| {
             let peer = stream.peer_addr().ok();
             let io = connections.admit(stream);
             async move { Ok::<_, DispatchError>((io, peer)) }
         });
         let expect = fn_service(move |request: Request| {
-            let refusal = continue_refusal(&tokens, request);
+            let refusal = continue_refusal(&tokens, &refusals, request);
             async move { refusal }
         });
         let app = new_app()
@@ -268,6 +302,7 @@ async fn track_request(
 /// connection is closed rather than drained.
 fn continue_refusal(
     tokens: &TokenStore,
+    refusals: &Refusals,
     mut request: Request,
 ) -> Result<Request, Response<BoxBody>> {
     if request.path() != handlers::GET_PARAMS_PATH {
@@ -276,6 +311,12 @@ fn continue_refusal(
     let Err(error) = tokens.authorize(request.headers()) else {
         return Ok(request);
     };
+    refusals.record(
+        request.method(),
+        request.path(),
+        error.status_code(),
+        &error.to_string(),
+    );
     let connection = request.conn_data::<Rc<Connection>>().cloned();
     let request_body = SharedPayload::new(request.take_payload());
     let response: Response<BoxBody> = error.error_response().into();
@@ -293,8 +334,32 @@ async fn access_log(
     let response = next.call(request).await?;
     #[cfg(feature = "metrics")]
     metrics::observe(&response, started.elapsed());
-    let status = response.status();
-    let path = response.request().path();
+    let application_set = response
+        .request()
+        .extensions()
+        .get::<ApplicationSetName>()
+        .map(|name| name.0.clone());
+    let error = response.response().error().map(ToString::to_string);
+    log_answer(
+        response.request().method(),
+        response.request().path(),
+        response.status(),
+        started.elapsed(),
+        application_set.as_deref(),
+        error.as_deref(),
+    );
+    Ok(response)
+}
+
+/// The access log's line for one answer.
+fn log_answer(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    elapsed: Duration,
+    application_set: Option<&str>,
+    error: Option<&str>,
+) {
     let level = if status.is_server_error() {
         log::Level::Warn
     } else if matches!(path, "/healthz" | "/readyz" | "/metrics") {
@@ -304,25 +369,17 @@ async fn access_log(
     };
     if log::log_enabled!(level) {
         // What clients send is escaped, so it cannot forge a log line.
-        let application_set = response
-            .request()
-            .extensions()
-            .get::<ApplicationSetName>()
-            .map(|name| name.0.escape_debug().to_string())
-            .unwrap_or_else(|| "-".into());
+        let application_set =
+            application_set.map_or_else(|| "-".into(), |name| name.escape_debug().to_string());
         let path = path.escape_debug();
-        let error = response
-            .response()
-            .error()
-            .map(|error| format!(" error={:?}", error.to_string()))
+        let error = error
+            .map(|error| format!(" error={error:?}"))
             .unwrap_or_default();
         log::log!(
             level,
-            "{} {path} {} {:.1}ms applicationSet={application_set}{error}",
-            response.request().method(),
+            "{method} {path} {} {:.1}ms applicationSet={application_set}{error}",
             status.as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
+            elapsed.as_secs_f64() * 1000.0,
         );
     }
-    Ok(response)
 }

@@ -194,7 +194,9 @@ fn walk(segment: &str, value: &Value, path: &mut String, found: &mut BTreeMap<St
 
 fn surprise(key: &str, value: &Value) -> Option<Surprise> {
     // The common case first, without formatting: small integers print as written.
-    if value.as_i64().is_some_and(|n| n.abs() < 1_000_000) {
+    // unsigned_abs: `i64::MIN.abs()` overflows (a panic in debug builds),
+    // and a generator may pass any input number through.
+    if value.as_i64().is_some_and(|n| n.unsigned_abs() < 1_000_000) {
         return None;
     }
     let returned = value.to_string();
@@ -337,6 +339,24 @@ mod tests {
             "{message}"
         );
         assert!(found[2].to_string().contains("<no value>"));
+    }
+
+    /// The extremes of every integer type: flagged, never an overflow.
+    #[test]
+    fn the_extreme_integers_are_flagged_without_overflow() {
+        let found = surprises(&[set(
+            json!({"min": i64::MIN, "max": i64::MAX, "umax": u64::MAX, "small": -999_999}),
+        )]);
+        let keys: Vec<&str> = found.iter().map(Surprise::key).collect();
+        assert_eq!(keys, ["max", "min", "umax"]);
+        assert!(found.iter().all(|surprise| matches!(
+            surprise,
+            Surprise::Printed {
+                precision_lost: true,
+                ..
+            }
+        )));
+        assert_eq!(go_print(&json!(i64::MIN)), "-9.223372036854776e+18");
     }
 
     #[test]

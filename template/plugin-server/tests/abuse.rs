@@ -186,6 +186,34 @@ fn a_full_server_sheds_idle_connections_for_new_ones() {
     assert_eq!(read_response(&mut serving).unwrap().status, 200);
 }
 
+/// Argo CD's kept-alive connection, which has served requests, survives a
+/// flood of connections that never send a request at the cap: strangers
+/// cannot push it out (Go does not retry a POST that fails on a reused
+/// connection).
+#[test]
+fn a_kept_alive_connection_outlives_a_flood_of_strangers() {
+    let server = TestServer::start_with(Scripted, |config| config.max_connections = 4);
+    let body = request_body("shop", json!({}));
+    let mut argocd = connect(server.addr);
+    for _ in 0..2 {
+        argocd
+            .write_all(&controller_request(Some(TOKEN), &body))
+            .unwrap();
+        assert_eq!(read_response(&mut argocd).unwrap().status, 200);
+    }
+    let flood: Vec<TcpStream> = (0..64).map(|_| connect(server.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    argocd
+        .write_all(&controller_request(Some(TOKEN), &body))
+        .unwrap();
+    assert_eq!(read_response(&mut argocd).unwrap().status, 200);
+    let open = flood.iter().filter(|stream| still_open(stream)).count();
+    assert!(
+        open <= 3,
+        "{open} of 64 strangers still open beside Argo CD's"
+    );
+}
+
 /// Whether the server has neither closed nor answered `stream`.
 fn still_open(stream: &TcpStream) -> bool {
     stream

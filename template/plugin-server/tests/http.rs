@@ -50,6 +50,23 @@ fn answers_the_controller_with_parameter_sets() {
     );
 }
 
+/// The value check of a reply must survive any number a generator passes
+/// through: `i64::MIN` once made it panic (debug builds) and drop the
+/// connection unanswered.
+#[test]
+fn the_extreme_integers_in_a_reply_are_answered() {
+    let server = scripted();
+    for n in [
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(-1e308),
+    ] {
+        let sets = server.get_params("numbers", json!({"n": n})).unwrap();
+        assert_eq!(sets[0]["n"], n);
+    }
+}
+
 #[test]
 fn accepts_the_documented_curl_without_json_content_type() {
     let server = scripted();

@@ -3,9 +3,40 @@
 
 mod common;
 
+use std::io::{Read, Write};
+
 use common::Scripted;
-use plugin_server::testing::{TOKEN, TestServer, exchange, request_body};
+use plugin_server::testing::{GET_PARAMS, TOKEN, TestServer, connect, exchange, request_body};
 use serde_json::json;
+
+/// The metrics page of `server`.
+fn scrape(server: &TestServer) -> String {
+    let metrics_addr = server.metrics_addr.expect("a metrics socket");
+    let response = exchange(metrics_addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).unwrap()
+}
+
+/// A 403 answered to `Expect: 100-continue`, before the app sees the
+/// request, is counted like any other 403.
+#[test]
+fn a_refused_expect_continue_is_counted() {
+    let server = TestServer::start(Scripted);
+    let mut stream = connect(server.addr);
+    let head = format!(
+        "POST {GET_PARAMS} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer wrong\r\n\
+         Expect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 403");
+    let text = scrape(&server);
+    assert!(
+        text.contains("plugin_requests_total{application_set=\"\",status=\"403\"} 1\n"),
+        "{text}"
+    );
+}
 
 #[test]
 fn counts_requests_by_application_set_and_status() {
