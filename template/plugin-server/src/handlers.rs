@@ -73,8 +73,9 @@ async fn get_params<G: Generator>(
     request.extensions_mut().insert(name.clone());
 
     let sets = generator::run(generator.get_ref(), params, config.generator_timeout).await?;
-    value_warnings.check(&name.0, &sets);
+    // The limits first: a reply they refuse is not walked for warnings.
     let body = generator::reply(&sets, &config)?;
+    value_warnings.check(&name.0, &sets);
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))

@@ -174,6 +174,26 @@ fn malformed_or_wrong_shaped_bodies_are_400_saying_what_is_wrong() {
     }
 }
 
+/// What a client sent is echoed in a bounded excerpt: a 500 KB string where
+/// an object belongs, or a generator message repeating a huge input, never
+/// fills the reply (nor the log, nor Argo CD's status).
+#[test]
+fn messages_echo_a_bounded_excerpt_of_what_clients_sent() {
+    let server = scripted();
+    let huge = "\u{1F600}".repeat(125_000);
+    let body = format!(r#"{{"applicationSetName":"a","input":"{huge}"}}"#);
+    let response = server.post(Some(TOKEN), &body);
+    assert_eq!(response.status, 400);
+    let message = response.message();
+    assert!(message.len() < 300, "{} bytes: {message}", message.len());
+    assert!(message.contains("invalid type: string") && message.contains("expected"));
+    let (status, message) = server
+        .get_params("a", json!({"invalid": format!("got {huge}")}))
+        .unwrap_err();
+    assert_eq!(status, 400);
+    assert!(message.len() <= 1024 + 3, "{} bytes", message.len());
+}
+
 #[test]
 fn invalid_input_parameters_are_400_from_the_generator() {
     let server = scripted();
