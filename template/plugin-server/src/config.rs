@@ -16,8 +16,10 @@ pub const DEFAULT_METRICS_PORT: u16 = 9090;
 pub struct Config {
     /// `PLUGIN_LISTEN_ADDR`, default `0.0.0.0:<the project's port>`.
     pub listen_addr: SocketAddr,
-    /// `PLUGIN_METRICS_ADDR`, default `0.0.0.0:9090`: the socket serving
-    /// `GET /metrics` alone (with the `metrics` feature).
+    /// `PLUGIN_METRICS_ADDR`, default port 9090 on the host of
+    /// `PLUGIN_LISTEN_ADDR` (`0.0.0.0`): the socket serving `GET /metrics`
+    /// alone (with the `metrics` feature). A plugin run on 127.0.0.1 keeps
+    /// its metrics there too.
     pub metrics_addr: SocketAddr,
     /// `PLUGIN_TOKEN_FILE`, default `/var/run/argo/token`.
     pub token_file: PathBuf,
@@ -106,8 +108,9 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
         let mut config = defaults;
-        if let Some(addr) = parse(&lookup, "PLUGIN_LISTEN_ADDR")? {
+        if let Some(addr) = parse::<SocketAddr>(&lookup, "PLUGIN_LISTEN_ADDR")? {
             config.listen_addr = addr;
+            config.metrics_addr.set_ip(addr.ip());
         }
         if let Some(addr) = parse(&lookup, "PLUGIN_METRICS_ADDR")? {
             config.metrics_addr = addr;
@@ -287,6 +290,24 @@ mod tests {
                 .is_none()
         );
         assert!(from(&[("PLUGIN_WORKERS", "0")]).is_err());
+    }
+
+    #[test]
+    fn metrics_listen_on_the_plugins_host_unless_told_otherwise() {
+        let local = from(&[("PLUGIN_LISTEN_ADDR", "127.0.0.1:4355")]).unwrap();
+        assert_eq!(local.metrics_addr, "127.0.0.1:9090".parse().unwrap());
+        let v6 = from(&[("PLUGIN_LISTEN_ADDR", "[::1]:4355")]).unwrap();
+        assert_eq!(v6.metrics_addr, "[::1]:9090".parse().unwrap());
+        let told = from(&[
+            ("PLUGIN_LISTEN_ADDR", "127.0.0.1:4355"),
+            ("PLUGIN_METRICS_ADDR", "0.0.0.0:9100"),
+        ])
+        .unwrap();
+        assert_eq!(told.metrics_addr, "0.0.0.0:9100".parse().unwrap());
+        assert_eq!(
+            from(&[]).unwrap().metrics_addr,
+            "0.0.0.0:9090".parse().unwrap()
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub const HELP: &str = "preview runs the generator once and prints the reply Arg
   --namespace NS        the ApplicationSet's namespace (default: none sent)
   --file F              ApplicationSets as YAML or JSON, one or several documents ('-':
                         standard input), e.g. deploy/examples/applicationset.yaml or
-                        `kubectl get applicationset NAME -o yaml`. Runs this plugin's
+                        `kubectl get applicationset NAME -o yaml` (a build without the
+                        `yaml` feature, as in the image, reads JSON only). Runs this plugin's
                         generators in them (also inside matrix and merge) and prints,
                         per parameter set, what the ApplicationSet's template sees
   --config-map NAME     with --file: the plugin ConfigMap that names this plugin
@@ -260,11 +261,31 @@ struct Found {
     template_reads_input: bool,
 }
 
+/// YAML or JSON documents (YAML is a superset of JSON).
+#[cfg(feature = "yaml")]
+fn documents(text: &str) -> Result<Vec<Value>, String> {
+    serde_saphyr::from_multiple(text).map_err(|e| format!("not YAML or JSON: {e}"))
+}
+
+/// JSON documents, one after another, in a build without YAML.
+#[cfg(not(feature = "yaml"))]
+fn documents(text: &str) -> Result<Vec<Value>, String> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            format!(
+                "not JSON: {e}. This build reads ApplicationSets as JSON only: give it \
+                 `kubectl get applicationset NAME -o json`, or build with the `yaml` \
+                 feature (the default of `cargo run`)"
+            )
+        })
+}
+
 /// This plugin's generators in YAML or JSON documents (ApplicationSets, or a
 /// `kind: List` of them), searched through matrix and merge generators.
 fn plugin_generators(text: &str, config_map: &str) -> Result<Vec<Found>, String> {
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| format!("not YAML or JSON: {e}"))?;
+    let documents = documents(text)?;
     let mut application_sets = Vec::new();
     for document in &documents {
         match document["kind"].as_str() {
@@ -593,6 +614,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "yaml")]
     const YAML: &str = r#"
 # As kept in Git, two documents.
 apiVersion: argoproj.io/v1alpha1
@@ -634,6 +656,7 @@ spec:
 "#;
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn finds_this_plugins_generators_in_yaml_documents() {
         let found = plugin_generators(YAML, "my-plugin").unwrap();
         assert_eq!(found.len(), 2);
@@ -656,6 +679,22 @@ spec:
         assert!(notes.contains("{[34 ...]}"), "{notes}");
     }
 
+    /// Without the `yaml` feature (the image's build): JSON, one document
+    /// after another; YAML refused, saying how to get JSON or YAML.
+    #[test]
+    #[cfg(not(feature = "yaml"))]
+    fn without_yaml_json_is_read_and_yaml_refused_saying_how() {
+        let set = json!({"kind": "ApplicationSet", "metadata": {"name": "a"}, "spec": {
+            "generators": [{"plugin": {"configMapRef": {"name": "my-plugin"}}}]}});
+        let found = plugin_generators(&format!("{set}\n{set}"), "my-plugin").unwrap();
+        assert_eq!(found.len(), 2);
+        let error = plugin_generators("kind: ApplicationSet\n", "my-plugin").unwrap_err();
+        assert!(
+            error.contains("-o json") && error.contains("`yaml` feature"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn json_and_lists_as_kubectl_prints_them() {
         let list = json!({"kind": "List", "items": [
@@ -667,6 +706,7 @@ spec:
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn says_when_the_file_names_another_plugin() {
         let error = plugin_generators(YAML, "their-plugin").unwrap_err();
         assert!(
@@ -686,6 +726,7 @@ spec:
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn the_template_sees_the_set_the_input_and_rendered_values() {
         let found = plugin_generators(YAML, "my-plugin").unwrap();
         let sets = [json!({"name": "web", "n": 1234567, "deep": {"a": [null]}})
@@ -719,6 +760,7 @@ spec:
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn the_matrix_s_other_generator_renders_the_input_and_joins_the_set() {
         let other = json!({"branch": "feature-1", "name": "pr"});
         let other = other.as_object().unwrap();
