@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::command::{own_cargo_environment, run_command};
 use crate::project::Project;
@@ -16,9 +17,35 @@ pub const COMMAND: &str = "argocd-judge/judge.sh";
 /// reuses the compiled packages; a test holds the script to them).
 pub const GO_FLAGS: [&str; 3] = ["-mod=readonly", "-gcflags=all=-N -l", "-ldflags=-s -w"];
 
+/// Compiles the template's judge once per process, before any project's
+/// `judge.sh` runs: tests run in parallel, and Go's build cache does not
+/// stop two builds from compiling Argo CD's packages at the same time.
+/// Every project's copy is the same, so theirs then only compile their own
+/// package and link.
+fn warm_go_cache() -> Result<(), String> {
+    static WARM: OnceLock<Result<(), String>> = OnceLock::new();
+    WARM.get_or_init(|| {
+        let module = crate::repo_root().join("template").join("argocd-judge");
+        let binary = crate::repo_root().join("target").join("argocd-judge").join("warm");
+        run_command(
+            Command::new("go")
+                .arg("build")
+                .args(GO_FLAGS)
+                .arg("-o")
+                .arg(binary)
+                .arg(".")
+                .current_dir(module),
+        )
+        .map(drop)
+        .map_err(|e| format!("compiling Argo CD's judge (needs Go): {e}"))
+    })
+    .clone()
+}
+
 /// `argocd-judge/judge.sh ARGS` in the project in `dir`: what Argo CD did,
 /// or why it failed.
 fn judge(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
+    warm_go_cache()?;
     let output = run_command(
         Command::new(dir.join(COMMAND))
             .args(args)
@@ -63,6 +90,7 @@ pub fn run(project: &Project) -> Result<String, String> {
     } else {
         vec![COMMAND.to_owned()]
     };
+    warm_go_cache()?;
     let mut said = String::new();
     for step in steps {
         let output = run_command(
