@@ -26,7 +26,10 @@ fn warm_go_cache() -> Result<(), String> {
     static WARM: OnceLock<Result<(), String>> = OnceLock::new();
     WARM.get_or_init(|| {
         let module = crate::repo_root().join("template").join("argocd-judge");
-        let binary = crate::repo_root().join("target").join("argocd-judge").join("warm");
+        let binary = crate::repo_root()
+            .join("target")
+            .join("argocd-judge")
+            .join("warm");
         run_command(
             Command::new("go")
                 .arg("build")
