@@ -509,6 +509,28 @@ spec:
             sets: [{k: v, id: 1234567}]
         values: {link: 'x/{{ .k }}'}
 ";
+    // A build without the `yaml` feature reads the same ApplicationSet as
+    // JSON (as `kubectl get -o json` prints it), and refuses the YAML.
+    let json = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "shop", "namespace": "argocd"},
+        "spec": {"goTemplate": true, "generators": [{"plugin": {
+            "configMapRef": {"name": "test-plugin"},
+            "input": {"parameters": {"sets": [{"k": "v", "id": 1234567}]}},
+            "values": {"link": "x/{{ .k }}"},
+        }}]},
+    })
+    .to_string();
+    let yaml = if cfg!(feature = "yaml") {
+        yaml
+    } else {
+        let dir = TempDir::new();
+        let file = dir.file("appset.yaml", yaml);
+        let output = preview(&["--file", file.to_str().unwrap()], &[]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("-o json"), "{}", stderr(&output));
+        json.as_str()
+    };
     let sees = json!([{
         "k": "v", "id": 1234567,
         "generator": {"input": {"parameters": {"sets": [{"k": "v", "id": 1234567}]}}},
