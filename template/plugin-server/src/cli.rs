@@ -70,7 +70,7 @@ impl Plugin {
   {name}               serve Argo CD (settings: PLUGIN_* environment variables)
   {name} healthcheck   ask the running plugin's /healthz (the image's health check)
   {name} preview [PARAMETERS] [--application-set NAME] [--namespace NAMESPACE]
-  {name} preview --file APPLICATIONSET.json
+  {name} preview --file APPLICATIONSET.yaml
   {name} preview --request   print the request preview sends
 {}",
             preview::HELP

@@ -13,7 +13,7 @@ use crate::protocol::{GetParamsRequest, ParameterMap};
 use crate::template_values::{self, go_print, go_print_nested};
 
 pub const HELP: &str = "preview runs the generator once and prints the reply Argo CD would receive:
-  PARAMETERS            input.parameters as a JSON object, e.g. '{\"environments\":[\"dev\"]}'
+  PARAMETERS            input.parameters as a JSON object, e.g. '{\"key\":\"value\"}'
                         (none: the project's example request)
   --application-set N   the ApplicationSet's name (default: preview)
   --namespace NS        the ApplicationSet's namespace (default: none sent)
@@ -410,19 +410,21 @@ impl Found {
         let mut notes = Vec::new();
         let templated = self.templated_parameters();
         if self.nested && !templated.is_empty() {
+            let (names, verb) = match templated.as_slice() {
+                [one] => (format!("`{one}`"), "is"),
+                many => (
+                    many.iter()
+                        .map(|name| format!("`{name}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    "are",
+                ),
+            };
             notes.push(format!(
-                "input.parameters {} are sent as written here; inside a matrix Argo CD first \
-                 renders them with the other generator's values, and sends them as strings \
-                 (give those values with --set KEY=VALUE)",
-                templated.join(", ")
+                "input.parameters {names} {verb} sent as written here; inside a matrix Argo CD \
+                 first renders them with the other generator's values, and sends them as \
+                 strings (give those values with --set KEY=VALUE)"
             ));
-        }
-        if self.nested && self.go_template {
-            notes.push(
-                "in a matrix with goTemplate, a key the first generator also has keeps the first \
-                 generator's value"
-                    .into(),
-            );
         }
         if self.template_reads_input {
             notes.push(
@@ -441,6 +443,28 @@ impl Found {
     /// rendered against the set. Also notes on values preview cannot render.
     fn template_view(&self, sets: &[ParameterMap]) -> (Vec<Value>, Vec<String>) {
         let mut notes = Vec::new();
+        // Keys both generators of the matrix yield (known from --set only).
+        let mut clashes: Vec<&str> = self
+            .other
+            .keys()
+            .filter(|key| sets.iter().any(|set| set.contains_key(*key)))
+            .map(String::as_str)
+            .collect();
+        clashes.sort_unstable();
+        if !clashes.is_empty() {
+            let keys = clashes
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            notes.push(if !self.go_template {
+                format!("both generators of the matrix yield {keys}: without goTemplate Argo CD fails it")
+            } else if self.first {
+                format!("both generators of the matrix yield {keys}: this plugin comes first, so Argo CD keeps its values")
+            } else {
+                format!("both generators of the matrix yield {keys}: the other generator comes first, so Argo CD keeps its values, silently")
+            });
+        }
         let views = sets
             .iter()
             .map(|set| {
@@ -675,7 +699,11 @@ spec:
         assert!(!found[1].go_template && !found[1].nested);
         assert_eq!(found[1].parameters, json!({}));
         let notes = found[0].notes().join("\n");
-        assert!(notes.contains("branch are sent as written"), "{notes}");
+        assert!(
+            notes.contains("input.parameters `branch` is sent as written"),
+            "{notes}"
+        );
+        assert!(!notes.contains("first generator"), "{notes}");
         assert!(notes.contains("{[34 ...]}"), "{notes}");
     }
 
@@ -768,10 +796,20 @@ spec:
         let matrix = found[0].clone().with_other_generator(other);
         assert_eq!(matrix.parameters, json!({"branch": "feature-1", "n": 3}));
         assert!(matrix.templated_parameters().is_empty());
-        // The pull request generator comes first: its `name` wins.
+        // The pull request generator comes first: its `name` wins, and
+        // preview says so; without a clash, no such note.
         let sets = [json!({"name": "web", "n": 3}).as_object().cloned().unwrap()];
-        let (views, _) = matrix.template_view(&sets);
+        let (views, notes) = matrix.template_view(&sets);
         assert_eq!(views[0]["name"], "pr");
+        let clash = "both generators of the matrix yield `name`: the other generator comes \
+                     first, so Argo CD keeps its values, silently";
+        assert!(notes.iter().any(|note| note == clash), "{notes:?}");
+        let apart = [json!({"site": "web"}).as_object().cloned().unwrap()];
+        let notes = matrix.template_view(&apart).1;
+        assert!(
+            !notes.iter().any(|note| note.contains("both generators")),
+            "{notes:?}"
+        );
         assert_eq!(views[0]["branch"], "feature-1");
         assert_eq!(views[0]["values"]["link"], "https://x/pr/3");
         // A generator that is not nested is left alone.

@@ -11,7 +11,7 @@
 //! use plugin_server::testing::TestServer;
 //!
 //! let server = TestServer::start(MyGenerator);
-//! let sets = server.get_params("shop", serde_json::json!({"environments": ["dev"]}));
+//! let sets = server.get_params("shop", serde_json::json!({"key": "value"}));
 //! ```
 
 use std::future::Future;
