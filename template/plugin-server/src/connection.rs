@@ -441,6 +441,13 @@ mod tests {
         }
     }
 
+    /// The connection answers one request and is kept alive.
+    fn serve_one(io: &Io) {
+        let connection = io.connection();
+        connection.request_started();
+        connection.response_finished(false);
+    }
+
     fn write_fails(io: &mut Io) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         matches!(
@@ -478,12 +485,11 @@ mod tests {
     fn never_served_connections_are_shed_before_a_kept_alive_one() {
         let all = connections(3);
         let mut argocd = admit(&all, b"");
-        argocd.connection().request_started();
-        argocd.connection().response_finished(false);
+        serve_one(&argocd);
         let mut stranger = admit(&all, b"");
         let mut slow_head = admit(&all, b"POST /api");
         assert_eq!(read(&mut slow_head), 9);
-        let mut flood: Vec<Io> = (0..100).map(|_| admit(&all, b"")).collect();
+        let flood: Vec<Io> = (0..100).map(|_| admit(&all, b"")).collect();
         assert!(closed(&mut stranger), "the oldest never served, first");
         assert!(closed(&mut slow_head), "then the next");
         assert!(
@@ -491,16 +497,10 @@ mod tests {
             "kept alive while strangers are open"
         );
         assert_eq!(all.worker.open.get(), 3);
-        let survivors: Vec<&mut Io> = flood
-            .iter_mut()
-            .filter(|io| !io.connection.shed.get())
-            .collect();
-        assert_eq!(survivors.len(), 2, "the two newest strangers");
+        let survivors = flood.iter().filter(|io| !io.connection.shed.get());
+        assert_eq!(survivors.count(), 2, "the two newest strangers");
         // Only kept-alive connections besides the newcomer: the oldest goes.
-        for io in flood.iter().rev().take(2) {
-            io.connection().request_started();
-            io.connection().response_finished(false);
-        }
+        flood.iter().rev().take(2).for_each(serve_one);
         let newcomer = admit(&all, b"");
         assert!(closed(&mut argocd), "nothing else could go");
         assert!(!newcomer.connection.shed.get());
@@ -526,9 +526,8 @@ mod tests {
     fn every_request_head_has_the_header_deadline_not_only_the_first() {
         let all = connections(8);
         let mut io = admit(&all, b"POST / HTTP/1.1\r\n");
+        serve_one(&io);
         let connection = io.connection();
-        connection.request_started();
-        connection.response_finished(false);
         let answered = Instant::now();
         // Kept alive with nothing sent: the keep-alive timeout applies.
         all.sweep(answered + KEEP_ALIVE);
@@ -573,8 +572,7 @@ mod tests {
     fn graceful_stop_closes_kept_alive_connections_and_spares_the_rest() {
         let all = connections(8);
         let mut kept_alive = admit(&all, b"");
-        kept_alive.connection().request_started();
-        kept_alive.connection().response_finished(false);
+        serve_one(&kept_alive);
         let serving = admit(&all, b"");
         serving.connection().request_started();
         let fresh = admit(&all, b"");
