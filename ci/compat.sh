@@ -34,8 +34,8 @@ check
 check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false -d http_client=true
 
 # The README's `cargo generate --path .` commands, as written (plus --silent
-# where they would prompt), in a fresh clone: they must succeed and leave the
-# clone clean but for the new, untracked projects.
+# where they would prompt), in a fresh clone: they must succeed, leave the
+# clone clean, and make each project a Git repository of its own beside it.
 git clone --quiet "$repo" "$work/clone"
 commands=$(awk '
     /^cargo generate --path \. / { line = $0; collecting = 1 }
@@ -47,9 +47,15 @@ while read -r command; do
     [[ $command == *--silent* ]] || command="$command --silent"
     echo "README: $command"
     (cd "$work/clone" && eval "\"$cli\" generate ${command#cargo generate }" >/dev/null)
+    name=$(sed -E 's/.*--name ([a-z0-9-]+).*/\1/' <<<"$command")
+    top=$(git -C "$work/$name" rev-parse --show-toplevel 2>/dev/null) || top=none
+    if [[ $top != "$work/$name" ]]; then
+        echo "README: $command left $work/$name outside a Git repository of its own ($top)" >&2
+        exit 1
+    fi
 done <<<"$commands"
 status=$(git -C "$work/clone" status --porcelain)
-if grep -v '^?? [a-z-]*/$' <<<"$status"; then
+if [[ -n $status ]]; then
     echo "the README's commands changed the clone:" >&2
     echo "$status" >&2
     exit 1
@@ -57,3 +63,20 @@ fi
 # The clone's own workspace still loads (cargo-generate did not rewrite it).
 (cd "$work/clone" && cargo metadata --no-deps --format-version 1 >/dev/null)
 echo "the README's render commands work as written and leave the clone clean"
+
+# The floors of the dependencies' versions: plugin-server's comments rely on
+# actix-http 3.20's handling of unread bodies, and every floor must build.
+# cargo-minimal-versions resolves each direct dependency of the rendered
+# project (with every feature) to the lowest version its manifest allows,
+# on stable Rust, and checks every target.
+hack=$(cd "$repo" && cargo run --quiet -p template-ci -- tool cargo-hack)
+minimal=$(cd "$repo" && cargo run --quiet -p template-ci -- tool cargo-minimal-versions)
+cargo run --quiet -p template-ci -- render --name floors-plugin --into "$work/floors" \
+    --template "$work/repo" >/dev/null 2>&1
+(
+    cd "$work/floors/floors-plugin"
+    PATH="$(dirname "$hack"):$(dirname "$minimal"):$PATH" \
+        CARGO_TARGET_DIR="$repo/target/floors" \
+        cargo minimal-versions check --workspace --direct --all-features --all-targets --quiet
+)
+echo "every direct dependency builds at the floor its manifest names"

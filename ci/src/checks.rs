@@ -514,13 +514,34 @@ pub fn release(project: &Project) -> Result<(), String> {
     crate::conformance::run(project)
 }
 
-/// Everything, on one rendered project.
+/// Everything, on one rendered project, saying what it does as it goes
+/// (the first run builds everything and installs the tools: minutes).
 pub fn all(project: &Project) -> Result<(), String> {
-    rust(project)?;
-    dependencies(project)?;
-    deploy(project)?;
-    release(project)?;
-    crate::docker::replay(project)?;
+    use crate::progress::run;
+    use crate::tools::FIRST_USE;
+    run(
+        "fmt, clippy and cargo test",
+        Some(FIRST_USE.debug_build),
+        || rust(project),
+    )?;
+    run(
+        "cargo deny: licenses, bans, sources",
+        Some(FIRST_USE.cargo_deny),
+        || dependencies(project),
+    )?;
+    run(
+        "the manifests: kustomize, schemas, linters, wiring",
+        Some(FIRST_USE.linters),
+        || deploy(project).map(drop),
+    )?;
+    run(
+        "the release build, Argo CD's judge, conformance",
+        Some(FIRST_USE.release_and_judge),
+        || release(project),
+    )?;
+    run("the Dockerfile's build stage, replayed", None, || {
+        crate::docker::replay(project)
+    })?;
     Ok(())
 }
 

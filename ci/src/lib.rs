@@ -23,6 +23,7 @@ pub mod liquid_lint;
 pub mod load;
 pub mod lockfile;
 pub mod manifests;
+pub mod progress;
 pub mod project;
 pub mod render;
 pub mod tools;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
+use template_ci::progress;
 use template_ci::project::cargo_in_shared_target;
 use template_ci::render::{Render, ensure_author};
 use template_ci::{rendered_target_dir, repo_root};
@@ -153,8 +154,13 @@ fn check(dir: &Path) -> Result<(), String> {
         .canonicalize()
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let project = template_ci::project::Project::open(&dir)?;
+    let started = std::time::Instant::now();
     template_ci::checks::all(&project)?;
-    eprintln!("{}: every check passed", project.name);
+    eprintln!(
+        "{}: every check passed in {}",
+        project.name,
+        template_ci::progress::elapsed(started.elapsed())
+    );
     Ok(())
 }
 
@@ -171,8 +177,11 @@ fn dev(name: &str, port: &str) -> Result<(), String> {
     write_token(&token_file)?;
 
     let target_dir = rendered_target_dir();
-    eprintln!("building (the first build takes a minute or two)...");
-    cargo_in_shared_target(&project, &["build", "--locked", "--quiet"])?;
+    progress::run(
+        &format!("building {name}"),
+        Some(template_ci::tools::FIRST_USE.debug_build),
+        || cargo_in_shared_target(&project, &["build", "--locked", "--quiet"]),
+    )?;
 
     let binary = target_dir.join("debug").join(name);
     // The generator's own example request (`EXAMPLE_REQUEST` in src/generator.rs).
@@ -224,14 +233,24 @@ fn bench(seconds: Option<u64>, connections: Option<u32>, smoke: bool) -> Result<
         out: repo_root().join("target").join("bench"),
     };
     let project = Render::new("plugin-bench").into_dir(&options.out)?;
-    eprintln!("building {} for release...", project.display());
-    cargo_in_shared_target(&project, &["build", "--release", "--locked", "--quiet"])?;
+    progress::run(
+        &format!("building {} for release", project.display()),
+        Some(template_ci::tools::FIRST_USE.release_build),
+        || cargo_in_shared_target(&project, &["build", "--release", "--locked", "--quiet"]),
+    )?;
     let binary = rendered_target_dir().join("release").join("plugin-bench");
     let python = repo_root()
         .join("ci")
         .join("bench")
         .join("python_plugin.py");
-    let report = template_ci::bench::run(&binary, &project, &python, &options)?;
+    let report = progress::run(
+        &format!(
+            "measuring the plugin, nginx and Python, {} s each with {} connections",
+            options.seconds, options.connections
+        ),
+        None,
+        || template_ci::bench::run(&binary, &project, &python, &options),
+    )?;
     println!("{}", template_ci::bench::markdown(&report));
     let target = |name: &str, ok: bool| println!("- {name}: {}", if ok { "met" } else { "MISSED" });
     println!("Targets:");

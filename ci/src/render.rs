@@ -2,6 +2,7 @@
 //! `cargo generate --path <repo> template --name <name> --silent -d k=v` does.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cargo_generate::{GenerateArgs, TemplatePath, Vcs};
 
@@ -51,9 +52,13 @@ impl Render {
         }
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        // cargo-generate reads every file under `--path`: give it only what
+        // a render reads, never the repository's `target/`, where the harness
+        // works and files come and go.
+        let sources = sources_of(&self.repo, &self.name)?;
         let args = GenerateArgs {
             template_path: TemplatePath {
-                path: Some(self.repo.display().to_string()),
+                path: Some(sources.display().to_string()),
                 auto_path: Some("template".into()),
                 ..TemplatePath::default()
             },
@@ -73,12 +78,47 @@ impl Render {
             lib: false,
             ..GenerateArgs::default()
         };
-        cargo_generate::generate(args).map_err(|e| {
+        let rendered = cargo_generate::generate(args).map_err(|e| {
             // A refused render can leave the project folder behind.
             let _ = std::fs::remove_dir_all(&project);
             format!("{}: {e:#}", self.command_line())
-        })
+        });
+        let _ = std::fs::remove_dir_all(&sources);
+        rendered
     }
+}
+
+/// The parts of a template repository a render reads.
+const PARTS: [&str; 3] = ["cargo-generate.toml", "hooks", "template"];
+
+/// A fresh copy of [`PARTS`] of `repo` for one render.
+fn sources_of(repo: &Path, name: &str) -> Result<PathBuf, String> {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let copy = crate::run_dir()
+        .join("sources")
+        .join(format!("{name}-{}", COUNT.fetch_add(1, Ordering::Relaxed)));
+    copy_parts(repo, &copy)?;
+    Ok(copy)
+}
+
+/// Copies [`PARTS`] of `repo` into `copy` (regular files only).
+fn copy_parts(repo: &Path, copy: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(copy);
+    for part in PARTS {
+        let from = repo.join(part);
+        let files = if from.is_file() {
+            vec![from]
+        } else {
+            crate::files_under(&from)
+        };
+        for file in files {
+            let target = copy.join(file.strip_prefix(repo).expect("under the repository"));
+            std::fs::create_dir_all(target.parent().expect("a parent"))
+                .and_then(|()| std::fs::copy(&file, &target))
+                .map_err(|e| format!("copying {}: {e}", file.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// cargo-generate needs an author and fails without `$USER` and a git
@@ -105,20 +145,6 @@ pub fn ensure_author() {
 /// them; returns the copy's root.
 pub fn copy_template(name: &str) -> Result<PathBuf, String> {
     let copy = crate::run_dir().join(name);
-    let _ = std::fs::remove_dir_all(&copy);
-    let root = crate::repo_root();
-    for part in ["template", "hooks"] {
-        for file in crate::files_under(&root.join(part)) {
-            let target = copy.join(file.strip_prefix(&root).expect("under the root"));
-            std::fs::create_dir_all(target.parent().expect("a parent"))
-                .and_then(|()| std::fs::copy(&file, &target))
-                .map_err(|e| format!("copying {}: {e}", file.display()))?;
-        }
-    }
-    fs_err::copy(
-        root.join("cargo-generate.toml"),
-        copy.join("cargo-generate.toml"),
-    )
-    .map_err(|e| e.to_string())?;
+    copy_parts(&crate::repo_root(), &copy)?;
     Ok(copy)
 }

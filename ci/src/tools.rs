@@ -13,6 +13,30 @@ use crate::command::{own_cargo_environment, run_command};
 
 const REQUIREMENTS: &str = include_str!("../requirements.txt");
 
+/// How long the first run of each long step takes on 2 cores, from empty
+/// caches (measured 2026-12-07); later runs take seconds to a minute.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstUse {
+    /// A rendered project's dependencies, for clippy and its tests.
+    pub debug_build: &'static str,
+    /// `cargo install cargo-deny` (unoptimised).
+    pub cargo_deny: &'static str,
+    /// The linters' virtualenv from PyPI.
+    pub linters: &'static str,
+    /// The release build, and Go compiling Argo CD's code for the judge.
+    pub release_and_judge: &'static str,
+    /// A release build of the plugin alone.
+    pub release_build: &'static str,
+}
+
+pub const FIRST_USE: FirstUse = FirstUse {
+    debug_build: "about 3 minutes on 2 cores",
+    cargo_deny: "installs cargo-deny, about 4 minutes on 2 cores",
+    linters: "installs the linters from PyPI, about 3 minutes",
+    release_and_judge: "a release build and Go compiling Argo CD's code, 5 to 10 minutes on 2 cores",
+    release_build: "about 3 minutes on 2 cores",
+};
+
 /// `$TEMPLATE_CI_TOOLS`; else `argocd-plugin-template` in the user's cache
 /// folder (`$XDG_CACHE_HOME`, or `~/.cache`); else `target/ci-tools`. Each
 /// tool's folder is named by its version (the virtualenv's marker by its
@@ -69,8 +93,19 @@ pub const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 /// installs on rustc 1.95); `ci/compat.sh` renders with it.
 pub const CARGO_GENERATE: (&str, &str) = ("cargo-generate", "0.23.7");
 
+/// `cargo minimal-versions` (with `cargo hack`, which it drives): builds
+/// plugin-server with each direct dependency at the floor its manifest
+/// names, on stable Rust; `ci/compat.sh` runs it.
+pub const CARGO_MINIMAL_VERSIONS: (&str, &str) = ("cargo-minimal-versions", "0.1.38");
+pub const CARGO_HACK: (&str, &str) = ("cargo-hack", "0.6.46");
+
 /// Every tool [`cargo_tool`] installs, for `template-ci tool NAME`.
-pub const CARGO_TOOLS: [(&str, &str); 2] = [CARGO_DENY, CARGO_GENERATE];
+pub const CARGO_TOOLS: [(&str, &str); 4] = [
+    CARGO_DENY,
+    CARGO_GENERATE,
+    CARGO_MINIMAL_VERSIONS,
+    CARGO_HACK,
+];
 
 /// The path of the binary `name` of crate `krate` at `version`, installed
 /// with `cargo install --locked --debug` on first use (once per machine):

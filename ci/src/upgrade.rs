@@ -282,14 +282,26 @@ pub fn upgrade(repo: &Path, project: &Path, options: &Options) -> Result<Report,
     let scratch = std::env::temp_dir().join(format!("template-upgrade-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let result = (|| {
-        checkout(repo, &base, &scratch.join("old-template"))?;
-        let old = render(
-            &scratch.join("old-template"),
-            &recorded,
-            &scratch.join("old"),
+        let short = &base[..base.len().min(12)];
+        let old = crate::progress::run(
+            &format!("rendering the template at the project's version (commit {short})"),
+            None,
+            || {
+                checkout(repo, &base, &scratch.join("old-template"))?;
+                render(
+                    &scratch.join("old-template"),
+                    &recorded,
+                    &scratch.join("old"),
+                )
+            },
         )?;
-        let new = render(repo, &recorded, &scratch.join("new"))?;
-        let mut report = merge_trees(&old, &new, project)?;
+        let new = crate::progress::run("rendering the template as it is now", None, || {
+            render(repo, &recorded, &scratch.join("new"))
+        })?;
+        let mut report =
+            crate::progress::run("merging the difference into the project", None, || {
+                merge_trees(&old, &new, project)
+            })?;
         report.from = format!(
             "{} (commit {})",
             recorded.version,

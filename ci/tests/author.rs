@@ -155,6 +155,50 @@ fn fork() -> &'static Project {
     })
 }
 
+/// Words of the example generator's domain (its keys, its setting, its
+/// example request's ApplicationSet).
+const EXAMPLE_WORDS: [&str; 5] = [
+    "environments",
+    "\"environment\"",
+    "ALLOWED_ENVIRONMENTS",
+    "shop",
+    "staging",
+];
+
+/// Once the generator is replaced, the text the author cannot edit (the
+/// binary's help, the template-owned READMEs, manifests and workflows) holds
+/// no word of the example's domain: it must be true for any generator.
+fn speaks_of_no_example_generator(project: &Project, binary: &std::path::Path) {
+    let help = Command::new(binary).arg("help").output().unwrap();
+    assert!(help.status.success());
+    let mut texts = vec![(
+        "help".to_owned(),
+        String::from_utf8_lossy(&help.stdout).into_owned(),
+    )];
+    for file in template_ci::files_under(&project.dir) {
+        let relative = file.strip_prefix(&project.dir).unwrap();
+        let text_file = ["md", "yaml", "yml", "sh", "env"]
+            .iter()
+            .any(|ext| relative.extension().is_some_and(|e| e == *ext))
+            || relative.ends_with("Dockerfile");
+        let authors = relative.starts_with("deploy/examples") || relative.starts_with("src");
+        if text_file && !authors && !relative.starts_with("target") {
+            texts.push((
+                relative.display().to_string(),
+                std::fs::read_to_string(&file).unwrap(),
+            ));
+        }
+    }
+    assert!(texts.len() > 10, "{} texts", texts.len());
+    for (name, text) in &texts {
+        for word in EXAMPLE_WORDS {
+            if let Some(line) = text.lines().find(|line| line.contains(word)) {
+                panic!("{name} speaks of the example generator ({word}): {line}");
+            }
+        }
+    }
+}
+
 /// `cargo fmt` would rewrite the pasted generator; an author runs it.
 fn format(project: &Project) {
     project.cargo(&["fmt"]).unwrap();
@@ -214,6 +258,7 @@ fn renaming_the_generators_keys_in_a_rendered_project_breaks_nothing() {
         example.sets[0].keys().collect::<Vec<_>>(),
         ["customer", "quota", "target-cluster"]
     );
+    speaks_of_no_example_generator(&project, &binary);
 
     // The author's examples follow the generator, and Argo CD's judge
     // passes them; an example left reading the old keys, or printing the

@@ -170,3 +170,50 @@ fn values_that_would_break_a_manifest_are_refused() {
         assert!(error.contains(key), "{key}={value}: {error}");
     }
 }
+
+/// A render reads the template's parts only: a fork's `target/` without
+/// cargo's `CACHEDIR.TAG` (cargo writes none there when `CARGO_TARGET_DIR`
+/// sends its builds elsewhere) holds the harness's runs and builds, files
+/// that come and go. None of it is opened (its access times stay as they
+/// were), and a file that vanished (a dangling link) fails nothing.
+#[test]
+fn renders_read_only_the_template_whatever_target_holds() {
+    let repo = template_ci::render::copy_template("fork-with-target").unwrap();
+    let busy = repo.join("target/harness/run-1/projects/a/target/debug");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::os::unix::fs::symlink(repo.join("gone"), busy.join("vanished")).unwrap();
+    // Files last read two hours ago (and written then): opening one moves
+    // its access time on any file system that records access (relatime).
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let aged = |path: &Path| {
+        std::fs::write(path, [0u8; 512]).unwrap();
+        let times = std::fs::FileTimes::new()
+            .set_accessed(past)
+            .set_modified(past);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+    };
+    let read_since = |path: &Path| std::fs::metadata(path).unwrap().accessed().unwrap() > past;
+    let decoys: Vec<_> = (0..200).map(|i| busy.join(format!("f{i}.rlib"))).collect();
+    decoys.iter().for_each(|decoy| aged(decoy));
+    let probe = repo.join("probe");
+    aged(&probe);
+    std::fs::read(&probe).unwrap();
+    let records_access = read_since(&probe);
+
+    let mut render = Render::new("plugin-beside-target");
+    render.repo = repo;
+    let project = Project::render(CI, &render).unwrap();
+    assert!(!project.dir.join("target").exists());
+    assert!(project.dir.join("src/generator.rs").is_file());
+    if records_access {
+        let opened = decoys.iter().filter(|decoy| read_since(decoy)).count();
+        assert_eq!(opened, 0, "the render opened files under target/");
+    } else {
+        eprintln!("this file system records no access times: not checked whether target/ was read");
+    }
+}

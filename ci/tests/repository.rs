@@ -30,9 +30,11 @@ fn scripts_parse_and_pass_shellcheck() {
 
 /// The Go module that runs Argo CD's code (one copy, in the template):
 /// formatted, vetted with the flags `judge.sh` builds it with, its go.sum
-/// complete (`-mod=readonly` fails on a missing line).
+/// complete (`-mod=readonly` fails on a missing line), and its tests pass:
+/// `printed_test.go` holds the table of what Argo CD prints for returned
+/// values, which plugin-server's Go printing and the README follow.
 #[test]
-fn argocd_judge_passes_gofmt_and_go_vet() {
+fn argocd_judge_passes_gofmt_go_vet_and_its_tests() {
     let module = repo_root().join("template").join("argocd-judge");
     let unformatted = run(&module, "gofmt", &["-l", "."]).unwrap();
     assert!(
@@ -48,6 +50,15 @@ fn argocd_judge_passes_gofmt_and_go_vet() {
     vet.extend(template_ci::judge::GO_FLAGS);
     vet.push("./...");
     run(&module, "go", &vet).unwrap();
+    let mut test = vec!["test"];
+    test.extend(template_ci::judge::GO_FLAGS);
+    test.extend(["-count=1", "./..."]);
+    let tested = run(&module, "go", &test).unwrap();
+    assert!(
+        String::from_utf8_lossy(&tested.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
 }
 
 /// Without Go, or with one older than go.mod asks for, the judge's command

@@ -64,12 +64,26 @@ fn edit(path: &Path, from: &str, to: &str) {
 }
 
 const FIX: &str = "// Fixed at commit B: a template-owned change every project should get.";
-const LINE: &str = "Some(_) => return Err(invalid(\"`environments` must be a list of strings\")),";
+/// A line of the generator both the author and the template change: the
+/// test's own, so any generator (a fork's too) has it.
+const NOTE_A: &str = "// The template's note, as of commit A.";
+
+fn append(path: &Path, line: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, format!("{text}{line}\n")).unwrap();
+}
+
+fn prepend(path: &Path, line: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, format!("{line}\n{text}")).unwrap();
+}
 
 #[test]
 fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts() {
     // Commit A of a template repository.
     let template = copy_template("upgrade-template").unwrap();
+    let template_generator = template.join("template/src/generator.rs");
+    append(&template_generator, NOTE_A);
     write_stamp(&template).unwrap();
     git(&template, &["init", "-q"]);
     let a = commit_all(&template, "A");
@@ -78,16 +92,8 @@ fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts()
     let edited = render_committed(&template, "upgrade-edited");
     let clean = render_committed(&template, "upgrade-clean");
     let generator = edited.dir.join("src/generator.rs");
-    edit(
-        &generator,
-        LINE,
-        &LINE.replace("list of strings", "list of environment names"),
-    );
-    edit(
-        &generator,
-        "use plugin_server::",
-        "// Team A's generator.\nuse plugin_server::",
-    );
+    edit(&generator, NOTE_A, "// The team's note.");
+    prepend(&generator, "// Team A's generator.");
     commit_all(&edited.dir, "the author's generator");
 
     // Commit B: a fix in plugin-server, and the generator's message changed.
@@ -96,16 +102,11 @@ fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts()
         "use std::fmt;",
         &format!("{FIX}\nuse std::fmt;"),
     );
-    let template_generator = template.join("template/src/generator.rs");
-    let text = std::fs::read_to_string(&template_generator).unwrap();
-    std::fs::write(
+    edit(
         &template_generator,
-        text.replace(
-            "must be a list of strings",
-            "must be a JSON list of strings",
-        ),
-    )
-    .unwrap();
+        NOTE_A,
+        "// The template's note, as of commit B.",
+    );
     let (version_b, changed) = write_stamp(&template).unwrap();
     assert!(changed, "the stamp follows the template");
     commit_all(&template, "B");
@@ -135,9 +136,7 @@ fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts()
     let merged = edited.read("src/generator.rs");
     assert!(merged.contains("// Team A's generator."));
     assert!(merged.contains("<<<<<<< yours") && merged.contains(">>>>>>> template now"));
-    assert!(
-        merged.contains("list of environment names") && merged.contains("JSON list of strings")
-    );
+    assert!(merged.contains("The team's note.") && merged.contains("as of commit B"));
     assert!(
         edited.read(RECORD).contains(&version_b),
         "the recorded version moves"
@@ -149,11 +148,7 @@ fn upgrades_keep_the_authors_changes_bring_template_fixes_and_report_conflicts()
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(0));
-    assert!(
-        clean
-            .read("src/generator.rs")
-            .contains("JSON list of strings")
-    );
+    assert!(clean.read("src/generator.rs").contains("as of commit B"));
     assert!(clean.read("plugin-server/src/error.rs").contains(FIX));
     checks::rust(&clean).unwrap();
     commit_all(&clean.dir, "upgraded");

@@ -9,7 +9,8 @@
 //! `handlers` (HTTP endpoints and their JSON errors), `server` (sockets,
 //! limits, timeouts, access log, shutdown; `connection` and `request_body`
 //! bound what one client can cost), `config` (environment variables),
-//! `cache`, `preview` (one run without a server).
+//! `cache`, `preview` (one run without a server), `template_values` and
+//! `go_print` (what Argo CD's templates print for a reply's values).
 
 mod auth;
 mod cache;
@@ -18,6 +19,7 @@ mod config;
 mod connection;
 mod error;
 mod generator;
+mod go_print;
 mod handlers;
 mod healthcheck;
 mod memory;

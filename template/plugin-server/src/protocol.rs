@@ -11,23 +11,39 @@ use serde_json::{Map, Value};
 /// One parameter set: a JSON object whose keys the ApplicationSet template uses.
 pub type ParameterMap = Map<String, Value>;
 
-/// The body the controller sends.
-#[derive(Debug, Clone, Deserialize)]
+/// The body the controller sends (written by `preview` and tests, read by the server).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetParamsRequest {
     pub application_set_name: String,
     /// The ApplicationSet's namespace, from controllers that send it (a
     /// pending Argo CD change adds `applicationSetNamespace`); `None` from
     /// those that do not.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_set_namespace: Option<String>,
     /// Always present from the controller; tolerated as absent for hand-written requests.
     #[serde(default)]
     pub input: Input,
 }
 
+impl GetParamsRequest {
+    /// The request the controller sends for an ApplicationSet with these
+    /// `input.parameters`.
+    pub fn new(
+        application_set_name: impl Into<String>,
+        application_set_namespace: Option<String>,
+        parameters: ParameterMap,
+    ) -> Self {
+        Self {
+            application_set_name: application_set_name.into(),
+            application_set_namespace,
+            input: Input { parameters },
+        }
+    }
+}
+
 /// The generator's `input` block of the ApplicationSet.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Input {
     /// `input.parameters`; absent or `null` means no parameters.
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -122,6 +138,26 @@ mod tests {
         ] {
             assert!(parse(body).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_request_written_reads_back_as_the_controller_sends_it() {
+        let mut parameters = ParameterMap::new();
+        parameters.insert("n".into(), json!([1]));
+        let request = GetParamsRequest::new("a", Some("team".into()), parameters.clone());
+        let body = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            body,
+            json!({"applicationSetName": "a", "applicationSetNamespace": "team",
+                   "input": {"parameters": {"n": [1]}}})
+        );
+        let without = serde_json::to_value(GetParamsRequest::new("a", None, parameters)).unwrap();
+        assert_eq!(
+            without,
+            json!({"applicationSetName": "a", "input": {"parameters": {"n": [1]}}})
+        );
+        let back = parse(&body.to_string()).unwrap();
+        assert_eq!(back.input.parameters["n"], json!([1]));
     }
 
     #[test]

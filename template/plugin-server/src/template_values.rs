@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::go_print::go_print;
 use crate::protocol::ParameterMap;
 
 /// How often the server logs the same key of the same ApplicationSet.
@@ -89,57 +90,6 @@ impl fmt::Display for Surprise {
             f.write_str(" (the integer does not survive float64)")?;
         }
         write!(f, "; return \"{returned}\" (a string) if it is an ID")
-    }
-}
-
-/// How Go's `fmt` prints a JSON value decoded into `any` (`%v`), as Argo CD's
-/// goTemplate renderer does for `{{ .key }}`.
-pub fn go_print(value: &Value) -> String {
-    match value {
-        Value::Null => "<no value>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => go_float(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(go_print_nested).collect();
-            format!("[{}]", items.join(" "))
-        }
-        Value::Object(map) => {
-            // Go prints maps with their keys sorted.
-            let sorted: BTreeMap<_, _> = map.iter().collect();
-            let items: Vec<String> = sorted
-                .into_iter()
-                .map(|(k, v)| format!("{k}:{}", go_print_nested(v)))
-                .collect();
-            format!("map[{}]", items.join(" "))
-        }
-    }
-}
-
-/// Inside a map or slice Go prints a nil interface as `<nil>`.
-pub fn go_print_nested(value: &Value) -> String {
-    match value {
-        Value::Null => "<nil>".into(),
-        other => go_print(other),
-    }
-}
-
-/// Go's `%v` of a float64: the shortest digits that read back, in `%e` form
-/// when the exponent is below -4 or at least 6 (strconv's 'g', precision -1).
-pub fn go_float(x: f64) -> String {
-    if !x.is_finite() || x == 0.0 {
-        return format!("{x}");
-    }
-    let scientific = format!("{x:e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..6).contains(&exponent) {
-        format!("{x}")
-    } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
     }
 }
 
@@ -278,29 +228,6 @@ mod tests {
 
     fn set(value: Value) -> ParameterMap {
         value.as_object().cloned().unwrap()
-    }
-
-    /// What Argo CD's renderer printed for these values (argo-cd 37ee0097,
-    /// `{{ .key }}` with goTemplate).
-    #[test]
-    fn prints_as_go_does() {
-        for (value, printed) in [
-            (json!(1234567), "1.234567e+06"),
-            (json!(12345678901234567u64), "1.2345678901234568e+16"),
-            (json!(999999), "999999"),
-            (json!(1000000), "1e+06"),
-            (json!(-2500000), "-2.5e+06"),
-            (json!(0.5), "0.5"),
-            (json!(0.0001), "0.0001"),
-            (json!(0.00001), "1e-05"),
-            (json!(3.0), "3"),
-            (json!(null), "<no value>"),
-            (json!(true), "true"),
-            (json!(["a", 1, null]), "[a 1 <nil>]"),
-            (json!({"b": 2, "a": "x"}), "map[a:x b:2]"),
-        ] {
-            assert_eq!(go_print(&value), printed, "{value}");
-        }
     }
 
     #[test]

@@ -41,10 +41,17 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// A request as the controller sends it for `application_set` with these
-/// `input.parameters`.
+/// `input.parameters` (a JSON object, or `null` for none).
+///
+/// # Panics
+/// When `parameters` is neither an object nor `null`: a test's mistake.
 pub fn request(application_set: &str, parameters: Value) -> GetParamsRequest {
-    serde_json::from_str(&request_body(application_set, parameters))
-        .expect("parameters are a JSON object")
+    let parameters = match parameters {
+        Value::Object(parameters) => parameters,
+        Value::Null => ParameterMap::new(),
+        other => panic!("input.parameters must be a JSON object, got {other}"),
+    };
+    GetParamsRequest::new(application_set, None, parameters)
 }
 
 /// Calls `generator` once, directly (no server, no deadline).
@@ -220,11 +227,7 @@ pub fn controller_request(token: Option<&str>, body: &str) -> Vec<u8> {
 
 /// The controller's body for `application_set` with these `input.parameters`.
 pub fn request_body(application_set: &str, parameters: Value) -> String {
-    serde_json::json!({
-        "applicationSetName": application_set,
-        "input": {"parameters": parameters},
-    })
-    .to_string()
+    serde_json::to_string(&request(application_set, parameters)).expect("a request serializes")
 }
 
 /// A response as read off the wire.

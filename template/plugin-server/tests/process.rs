@@ -506,7 +506,7 @@ spec:
         configMapRef: {name: test-plugin}
         input:
           parameters:
-            sets: [{k: v, id: 1234567}]
+            sets: [{k: v, id: 1234567}, {k: w}]
         values: {link: 'x/{{ .k }}'}
 ";
     // A build without the `yaml` feature reads the same ApplicationSet as
@@ -516,7 +516,7 @@ spec:
         "metadata": {"name": "shop", "namespace": "argocd"},
         "spec": {"goTemplate": true, "generators": [{"plugin": {
             "configMapRef": {"name": "test-plugin"},
-            "input": {"parameters": {"sets": [{"k": "v", "id": 1234567}]}},
+            "input": {"parameters": {"sets": [{"k": "v", "id": 1234567}, {"k": "w"}]}},
             "values": {"link": "x/{{ .k }}"},
         }}]},
     })
@@ -531,11 +531,10 @@ spec:
         assert!(stderr(&output).contains("-o json"), "{}", stderr(&output));
         json.as_str()
     };
-    let sees = json!([{
-        "k": "v", "id": 1234567,
-        "generator": {"input": {"parameters": {"sets": [{"k": "v", "id": 1234567}]}}},
-        "values": {"link": "x/v"},
-    }]);
+    let sees = json!([
+        {"k": "v", "id": 1234567, "values": {"link": "x/v"}},
+        {"k": "w", "values": {"link": "x/w"}},
+    ]);
     let dir = TempDir::new();
     let file = dir.file("appset.yaml", yaml);
     let output = preview(&["--file", file.to_str().unwrap()], &[]);
@@ -543,6 +542,14 @@ spec:
     assert_eq!(printed(&output), sees);
     assert!(
         stderr(&output).contains("`id` is 1234567: Argo CD decodes numbers as float64 and its template prints 1.234567e+06"),
+        "{}",
+        stderr(&output)
+    );
+    // The input, the same for every set, is said once per ApplicationSet.
+    let input = r#"generator.input.parameters: {"sets":[{"id":1234567,"k":"v"},{"k":"w"}]}"#;
+    assert_eq!(
+        stderr(&output).matches(input).count(),
+        1,
         "{}",
         stderr(&output)
     );
