@@ -292,6 +292,53 @@ mod tests {
         assert!(from(&[("PLUGIN_WORKERS", "0")]).is_err());
     }
 
+    /// Each range ends where the README says, both ends accepted and kept.
+    #[test]
+    fn each_number_is_kept_up_to_the_end_of_its_range() {
+        let ends: [(&str, u64, u64); 8] = [
+            ("PLUGIN_MAX_BODY_BYTES", 1, 1 << 30),
+            ("PLUGIN_MAX_PARAMETER_SETS", 1, 10_000_000),
+            ("PLUGIN_MAX_REPLY_BYTES", 1, 1 << 30),
+            ("PLUGIN_MAX_CONNECTIONS", 1, 1_000_000),
+            ("PLUGIN_GENERATOR_TIMEOUT_SECS", 1, 3600),
+            ("PLUGIN_DRAIN_SECS", 0, 3600),
+            ("PLUGIN_WORKERS", 1, 1024),
+            ("PLUGIN_CACHE_TTL_SECS", 0, 86_400),
+        ];
+        let kept = |config: &Config, name: &str| -> u64 {
+            match name {
+                "PLUGIN_MAX_BODY_BYTES" => config.max_body_bytes as u64,
+                "PLUGIN_MAX_PARAMETER_SETS" => config.max_parameter_sets as u64,
+                "PLUGIN_MAX_REPLY_BYTES" => config.max_reply_bytes as u64,
+                "PLUGIN_MAX_CONNECTIONS" => config.max_connections as u64,
+                "PLUGIN_GENERATOR_TIMEOUT_SECS" => config.generator_timeout.as_secs(),
+                "PLUGIN_DRAIN_SECS" => config.drain.as_secs(),
+                "PLUGIN_WORKERS" => config.workers.unwrap_or(0) as u64,
+                _ => config.cache_ttl.map_or(0, |ttl| ttl.as_secs()),
+            }
+        };
+        for (name, low, high) in ends {
+            for value in [low, high] {
+                let config = from(&[(name, &value.to_string())]).unwrap();
+                assert_eq!(kept(&config, name), value, "{name}={value}");
+            }
+            assert!(from(&[(name, &(high + 1).to_string())]).is_err(), "{name}");
+            if low > 0 {
+                assert!(from(&[(name, &(low - 1).to_string())]).is_err(), "{name}");
+            }
+        }
+    }
+
+    /// A graceful stop waits as long as the longest request may take.
+    #[test]
+    fn shutdown_waits_for_the_longest_request() {
+        let config = from(&[("PLUGIN_GENERATOR_TIMEOUT_SECS", "7")]).unwrap();
+        assert_eq!(
+            config.shutdown_timeout(),
+            config.body_timeout + Duration::from_secs(7)
+        );
+    }
+
     #[test]
     fn metrics_listen_on_the_plugins_host_unless_told_otherwise() {
         let local = from(&[("PLUGIN_LISTEN_ADDR", "127.0.0.1:4355")]).unwrap();
@@ -308,6 +355,15 @@ mod tests {
             from(&[]).unwrap().metrics_addr,
             "0.0.0.0:9090".parse().unwrap()
         );
+    }
+
+    /// Set but blank is unset: the default stays.
+    #[test]
+    fn a_blank_variable_keeps_the_default() {
+        let config = from(&[("PLUGIN_MAX_BODY_BYTES", "  "), ("PLUGIN_LISTEN_ADDR", "")]).unwrap();
+        let defaults = Config::with_port(8088);
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(config.listen_addr, defaults.listen_addr);
     }
 
     #[test]

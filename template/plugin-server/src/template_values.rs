@@ -195,8 +195,21 @@ impl Warnings {
         if found.is_empty() {
             return;
         }
-        let now = Instant::now();
+        for surprise in self.due(application_set, found, Instant::now()) {
+            log::warn!(
+                "ApplicationSet {}: {}",
+                application_set.escape_debug(),
+                surprise.to_string().escape_debug()
+            );
+        }
+    }
+
+    /// Those of `found` not warned about for `application_set` within the
+    /// interval before `now`, remembered as warned at `now`; none once
+    /// `capacity` pairs are remembered and none has aged out.
+    fn due(&self, application_set: &str, found: Vec<Surprise>, now: Instant) -> Vec<Surprise> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = Vec::new();
         for surprise in found {
             let id = (application_set.to_owned(), surprise.key().to_owned());
             if last
@@ -208,16 +221,13 @@ impl Warnings {
             if last.len() >= self.capacity && !last.contains_key(&id) {
                 last.retain(|_, at| now.duration_since(*at) < self.interval);
                 if last.len() >= self.capacity {
-                    return;
+                    break;
                 }
             }
             last.insert(id, now);
-            log::warn!(
-                "ApplicationSet {}: {}",
-                application_set.escape_debug(),
-                surprise.to_string().escape_debug()
-            );
+            due.push(surprise);
         }
+        due
     }
 }
 
@@ -305,6 +315,11 @@ mod tests {
                 .to_string()
                 .contains("when its plugin generator sets them")
         );
+        assert!(
+            found[0]
+                .to_string()
+                .contains("it replaces the returned value with the ApplicationSet's input")
+        );
     }
 
     #[test]
@@ -313,6 +328,38 @@ mod tests {
             .map(|i| (format!("k{i:03}"), json!(5_000_000 + i)))
             .collect();
         assert_eq!(surprises([&many]).len(), MAX_PER_REPLY);
+    }
+
+    /// Once per ApplicationSet and key per interval: again only when the
+    /// interval has passed, to the nanosecond.
+    #[test]
+    fn warnings_come_once_per_application_set_and_key_per_interval() {
+        let interval = Duration::from_secs(600);
+        let warnings = Warnings::new(interval, 10);
+        let found = || surprises([&set(json!({"id": 1234567, "n": null}))]);
+        let start = Instant::now();
+        let keys = |due: Vec<Surprise>| due.iter().map(|s| s.key().to_owned()).collect::<Vec<_>>();
+        assert_eq!(keys(warnings.due("shop", found(), start)), ["id", "n"]);
+        assert!(warnings.due("shop", found(), start).is_empty());
+        let almost = start + interval - Duration::from_nanos(1);
+        assert!(warnings.due("shop", found(), almost).is_empty());
+        assert_eq!(warnings.due("other", found(), almost).len(), 2);
+        assert_eq!(warnings.due("shop", found(), start + interval).len(), 2);
+    }
+
+    /// At capacity, pairs that have aged out make room; fresh ones do not.
+    #[test]
+    fn a_full_memory_forgets_only_aged_pairs() {
+        let interval = Duration::from_secs(600);
+        let warnings = Warnings::new(interval, 2);
+        let found = || surprises([&set(json!({"id": 1234567}))]);
+        let start = Instant::now();
+        assert_eq!(warnings.due("a", found(), start).len(), 1);
+        assert_eq!(warnings.due("b", found(), start).len(), 1);
+        assert!(warnings.due("c", found(), start).is_empty());
+        let later = start + interval;
+        assert_eq!(warnings.due("c", found(), later).len(), 1);
+        assert_eq!(warnings.last.lock().unwrap().len(), 1);
     }
 
     #[test]
