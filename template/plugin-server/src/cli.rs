@@ -14,7 +14,7 @@ use crate::cache::Cached;
 use crate::config::Config;
 use crate::generator::Generator;
 use crate::server::Listeners;
-use crate::{healthcheck, memory, preview, server};
+use crate::{healthcheck, logging, memory, preview, server};
 
 /// What a project's `src/main.rs` tells the server about its plugin.
 #[derive(Debug, Clone, Copy)]
@@ -50,14 +50,20 @@ impl Plugin {
         G: Generator,
         E: Display,
     {
-        let env = env_logger::Env::default().default_filter_or("info");
-        // Fails only when a logger is already set (several runs in one test process).
-        let _ = env_logger::Builder::from_env(env).try_init();
-        match self.dispatch(&args, new_generator) {
+        let (format, format_error) = match logging::Format::from_env() {
+            Ok(format) => (format, None),
+            Err(error) => (logging::Format::Text, Some(error)),
+        };
+        logging::init(format);
+        let result = match format_error {
+            Some(error) => Err(error),
+            None => self.dispatch(&args, new_generator),
+        };
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 // Not through `log`: RUST_LOG must not be able to hide why we stopped.
-                eprintln!("error: {error}");
+                eprintln!("{}", logging::fatal(format, &error));
                 ExitCode::FAILURE
             }
         }

@@ -22,6 +22,7 @@ mod generator;
 mod go_print;
 mod handlers;
 mod healthcheck;
+mod logging;
 mod memory;
 #[cfg(feature = "metrics")]
 mod metrics;

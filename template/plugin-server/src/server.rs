@@ -368,6 +368,7 @@ fn log_answer(
         log::Level::Info
     };
     if log::log_enabled!(level) {
+        let (raw_path, raw_application_set, raw_error) = (path, application_set, error);
         // What clients send is escaped, so it cannot forge a log line.
         let application_set =
             application_set.map_or_else(|| "-".into(), |name| name.escape_debug().to_string());
@@ -375,11 +376,20 @@ fn log_answer(
         let error = error
             .map(|error| format!(" error={error:?}"))
             .unwrap_or_default();
-        log::log!(
-            level,
-            "{method} {path} {} {:.1}ms applicationSet={application_set}{error}",
-            status.as_u16(),
-            elapsed.as_secs_f64() * 1000.0,
+        let duration_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+        // The same as fields, for PLUGIN_LOG_FORMAT=json (escaped there by
+        // the JSON writer, so these are the values as received, cut).
+        let line = format_args!(
+            "{method} {path} {} {duration_ms:.1}ms applicationSet={application_set}{error}",
+            status.as_u16()
         );
+        let (method, status) = (method.as_str(), status.as_u16());
+        let application_set = raw_application_set.unwrap_or("-");
+        match raw_error {
+            Some(error) => log::log!(level, method, path = raw_path, status, duration_ms,
+                applicationSet = application_set, error; "{line}"),
+            None => log::log!(level, method, path = raw_path, status, duration_ms,
+                applicationSet = application_set; "{line}"),
+        }
     }
 }

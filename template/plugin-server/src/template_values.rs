@@ -296,6 +296,30 @@ mod tests {
         assert_eq!(go_print(&json!(i64::MIN)), "-9.223372036854776e+18");
     }
 
+    /// The edges: a million is the first integer printed in `%e` form;
+    /// 2^53 is the last that float64 holds exactly.
+    #[test]
+    fn the_edges_of_printing_and_of_precision() {
+        let keys = |value: Value| -> Vec<String> {
+            surprises([&set(json!({ "v": value }))])
+                .iter()
+                .map(|s| s.key().to_owned())
+                .collect()
+        };
+        assert!(keys(json!(999_999)).is_empty());
+        assert!(keys(json!(-999_999)).is_empty());
+        assert_eq!(keys(json!(1_000_000)), ["v"]);
+        assert_eq!(keys(json!(-1_000_000)), ["v"]);
+        let lost = |value: Value| match &surprises([&set(json!({ "v": value }))])[0] {
+            Surprise::Printed { precision_lost, .. } => *precision_lost,
+            other => panic!("{other:?}"),
+        };
+        assert!(!lost(json!(9_007_199_254_740_992_u64)));
+        assert!(lost(json!(9_007_199_254_740_993_u64)));
+        assert!(!lost(json!(-9_007_199_254_740_992_i64)));
+        assert!(lost(json!(-9_007_199_254_740_993_i64)));
+    }
+
     #[test]
     fn flags_the_keys_argo_cd_sets_itself() {
         let found = surprises([&set(json!({"generator": 1, "values": {"a": 1234567}}))]);

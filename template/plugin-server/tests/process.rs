@@ -586,3 +586,98 @@ fn preview_exits_non_zero_with_argo_cds_message() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("PARAMETERS is not JSON"));
 }
+
+/// With `PLUGIN_LOG_FORMAT=json` every line of a run is one JSON object:
+/// start, requests (refused, failing, panicking, forged), value warnings,
+/// the drain and the stop; and a refusal to start.
+#[test]
+fn json_logs_are_one_object_per_line_for_a_whole_run() {
+    let dir = TempDir::new();
+    let token = dir.file("token", TOKEN);
+    let env = [("PLUGIN_LOG_FORMAT", "json"), ("PLUGIN_DRAIN_SECS", "1")];
+    let (child, addr) = start_with(&token, &env);
+    let forged = "shop\"}\n{\"level\":\"ERROR\",\"message\":\"forged";
+    let sets = json!({"sets": [{"id": 1234567}]});
+    for (token, name, parameters, status) in [
+        (Some(TOKEN), forged, sets.clone(), 200),
+        (Some("wrong-token-0123456789"), "shop", sets.clone(), 403),
+        (Some(TOKEN), "bug", json!({"panic": true}), 500),
+    ] {
+        let body = request_body(name, parameters);
+        let reply = exchange(addr, &controller_request(token, &body));
+        assert_eq!(reply.status, status);
+    }
+    assert_eq!(
+        exchange(addr, b"GET /nope HTTP/1.1\r\nHost: p\r\n\r\n").status,
+        404
+    );
+    let (status, log) = stop(child, "-TERM");
+    assert!(status.success(), "{log}");
+
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?} in\n{log}"))
+        })
+        .collect();
+    for line in &lines {
+        for key in ["time", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} in {line}");
+        }
+        assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for expected in ["listening on", "draining for 1 s", "stopped"] {
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "{expected}: {log}"
+        );
+    }
+    let access = |status: u64| {
+        lines
+            .iter()
+            .find(|line| line["status"] == status)
+            .unwrap_or_else(|| panic!("no access line with status {status}: {log}"))
+    };
+    let served = access(200);
+    assert_eq!(served["applicationSet"], forged);
+    assert_eq!(served["method"], "POST");
+    assert_eq!(served["path"], "/api/v1/getparams.execute");
+    assert!(served["duration_ms"].is_number(), "{served}");
+    assert_eq!(access(403)["level"], "INFO");
+    assert_eq!(access(500)["level"], "WARN");
+    assert_eq!(access(404)["path"], "/nope");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "WARN" && l["message"].as_str().unwrap().contains("1234567")),
+        "the value warning: {log}"
+    );
+    let panicked = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .expect("the panic");
+    assert!(
+        panicked["message"] == "panicked: generator bug" && panicked["location"].is_string(),
+        "{panicked}"
+    );
+    assert!(access(200).get("error").is_none(), "{log}");
+
+    let refusal = refused(
+        plugin(&[], &dir.path().join("missing"), free_port()).env("PLUGIN_LOG_FORMAT", "json"),
+    );
+    let line: serde_json::Value = serde_json::from_str(refusal.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("PLUGIN_TOKEN_FILE"),
+        "{line}"
+    );
+    let invalid = refused(plugin(&[], &token, free_port()).env("PLUGIN_LOG_FORMAT", "xml"));
+    assert!(
+        invalid.contains("PLUGIN_LOG_FORMAT=\"xml\" is invalid"),
+        "{invalid}"
+    );
+}
