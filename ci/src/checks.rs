@@ -70,6 +70,7 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     local_overlay(&project.name, &install, &local)?;
     if project.metrics() {
         pod_monitor(project, &install)?;
+        alerts(project, &install)?;
     }
     external_secrets(project, &install)?;
     run(
@@ -82,6 +83,13 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
         &tool("shellcheck")?,
         &["deploy/token.sh", crate::judge::COMMAND],
     )?;
+    if project.metrics() {
+        run(
+            &project.dir,
+            &tool("shellcheck")?,
+            &["deploy/components/alerts/check.sh"],
+        )?;
+    }
     if project.dir.join(".github/template-update.sh").exists() {
         run(
             &project.dir,
@@ -174,6 +182,66 @@ fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
         objects.len() == install.len() + 1,
         "the component adds more than the PodMonitor"
     );
+    Ok(())
+}
+
+/// `deploy/components/alerts` added to the install: one PrometheusRule
+/// beside the plugin, every alert with a summary, a description and a
+/// runbook that the README has, every alert named in the unit tests'
+/// expected alerts; and the component's own check (`promtool check rules`,
+/// `promtool test rules`) passes.
+fn alerts(project: &Project, install: &[Value]) -> Result<(), String> {
+    let objects = parse_yaml(&with_component(project, "alerts")?)?;
+    let name = &project.name;
+    let rule = one(&objects, "PrometheusRule", name)?;
+    let deployment = one(install, "Deployment", name)?;
+    ensure!(
+        rule["apiVersion"] == "monitoring.coreos.com/v1"
+            && rule["metadata"]["namespace"] == deployment["metadata"]["namespace"],
+        "PrometheusRule {name} is not beside the plugin: {rule}"
+    );
+    ensure!(
+        objects.len() == install.len() + 1,
+        "the alerts component adds more than the PrometheusRule"
+    );
+    let readme = project.read("README.md");
+    let tests = project.read("deploy/components/alerts/tests.yaml");
+    let mut alerts = Vec::new();
+    for group in rule["spec"]["groups"].as_array().into_iter().flatten() {
+        for alert in group["rules"].as_array().into_iter().flatten() {
+            let alert_name = alert["alert"].as_str().unwrap_or_default();
+            let annotations = &alert["annotations"];
+            for key in ["summary", "description", "runbook_url"] {
+                ensure!(
+                    annotations[key]
+                        .as_str()
+                        .is_some_and(|text| !text.is_empty()),
+                    "alert {alert_name} has no {key}"
+                );
+            }
+            let runbook = annotations["runbook_url"].as_str().unwrap_or_default();
+            let anchor = runbook.rsplit_once('#').map(|(_, anchor)| anchor);
+            ensure!(
+                anchor == Some(alert_name.to_lowercase().as_str())
+                    && readme.contains(&format!("\n#### {alert_name}\n")),
+                "alert {alert_name}: its runbook {runbook} is not a README.md section `#### {alert_name}`"
+            );
+            ensure!(
+                tests.contains(&format!(
+                    "alertname: {alert_name}\n        exp_alerts:\n          - exp_labels"
+                )),
+                "alert {alert_name} is never expected to fire in deploy/components/alerts/tests.yaml"
+            );
+            alerts.push(alert_name.to_owned());
+        }
+    }
+    ensure!(
+        alerts.len() >= 5,
+        "PrometheusRule {name} has {} alerts",
+        alerts.len()
+    );
+    let check = project.dir.join("deploy/components/alerts/check.sh");
+    run(&project.dir, &check.display().to_string(), &[])?;
     Ok(())
 }
 

@@ -156,6 +156,7 @@ pub fn run(project: &Project) -> Result<(), String> {
             "{name}: /metrics answered {} {text}",
             reply.status
         );
+        lint_metrics(name, &text)?;
     }
 
     // A rotated token file is followed without a restart.
@@ -233,6 +234,26 @@ fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
         "answered {} {}",
         reply.status,
         reply.text()
+    );
+    Ok(())
+}
+
+/// `promtool check metrics` on a live scrape: Prometheus' own lint of names,
+/// types and help (Debian's `prometheus` package has promtool).
+fn lint_metrics(name: &str, text: &str) -> Result<(), String> {
+    let file = crate::run_dir().join(format!("metrics-{name}.txt"));
+    fs_err::write(&file, text).map_err(|e| e.to_string())?;
+    let input = std::fs::File::open(&file).map_err(|e| e.to_string())?;
+    let output = crate::command::run_command(
+        Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(input),
+    )
+    .map_err(|e| format!("{e}\n(promtool is in Debian's prometheus package)"))?;
+    let findings = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    ensure!(
+        findings.is_empty(),
+        "{name}: promtool check metrics: {findings}\n{text}"
     );
     Ok(())
 }

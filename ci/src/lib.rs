@@ -25,6 +25,7 @@ pub mod lockfile;
 pub mod manifests;
 pub mod progress;
 pub mod project;
+pub mod prometheus;
 pub mod render;
 pub mod tools;
 pub mod upgrade;

@@ -472,3 +472,11 @@ fn the_external_secrets_component_feeds_both_secrets_from_one_remote_key() {
         assert!(error.contains(expected), "{what}: {error}");
     }
 }
+
+/// A real Prometheus scrapes the plugin under load with the alerts loaded:
+/// the queries of the alerts and runbooks answer, the token alert pends.
+#[test]
+fn a_real_prometheus_scrapes_the_plugin_and_the_token_alert_pends() {
+    let seen = template_ci::prometheus::run(project()).unwrap();
+    eprintln!("{seen}");
+}

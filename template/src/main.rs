@@ -11,6 +11,7 @@ const DEFAULT_PORT: u16 = {{plugin_port}};
 fn main() -> ExitCode {
     let plugin = plugin_server::Plugin {
         name: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
         default_port: DEFAULT_PORT,
         example_request: generator::EXAMPLE_REQUEST,
     };

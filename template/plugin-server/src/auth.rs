@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -22,6 +23,25 @@ pub struct TokenStore {
     path: PathBuf,
     current: RwLock<Tokens>,
     last_reference_warning: Mutex<Option<Instant>>,
+    reloads: ReloadStats,
+}
+
+/// How the re-reads of the token file went, for the metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Re-reads that found a usable token (changed or not).
+    pub succeeded: AtomicU64,
+    /// Re-reads that found none (the previous token stayed).
+    pub failed: AtomicU64,
+    /// When a usable token was last read (the start, or a re-read), in
+    /// seconds since the Unix epoch.
+    pub last_success: AtomicU64,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 impl fmt::Debug for TokenStore {
@@ -96,11 +116,20 @@ impl TokenStore {
     pub fn load(path: impl Into<PathBuf>) -> Result<Self, TokenError> {
         let path = path.into();
         let token = read_token(&path)?;
+        let reloads = ReloadStats::default();
+        reloads.last_success.store(now_unix(), Ordering::Relaxed);
         Ok(Self {
             path,
             current: RwLock::new(token),
             last_reference_warning: Mutex::new(None),
+            reloads,
         })
+    }
+
+    /// How the re-reads went.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub fn reloads(&self) -> &ReloadStats {
+        &self.reloads
     }
 
     pub fn path(&self) -> &Path {
@@ -109,7 +138,13 @@ impl TokenStore {
 
     /// Re-reads the file. On error the previous token stays in force.
     pub fn reload(&self) -> Result<Reload, TokenError> {
-        let token = read_token(&self.path)?;
+        let token = read_token(&self.path).inspect_err(|_| {
+            self.reloads.failed.fetch_add(1, Ordering::Relaxed);
+        })?;
+        self.reloads.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.reloads
+            .last_success
+            .store(now_unix(), Ordering::Relaxed);
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if *current == token {
             return Ok(Reload::Unchanged);
@@ -259,6 +294,22 @@ mod tests {
         let path = std::env::temp_dir().join(format!("plugin-{test}-{}", std::process::id()));
         std::fs::write(&path, content).unwrap();
         (TokenStore::load(&path).unwrap(), path)
+    }
+
+    /// Every re-read is counted, and a good one dates the token.
+    #[test]
+    fn reloads_are_counted_by_result() {
+        let (store, path) = store_with("counted", "a-token-0123456789\n");
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let loaded = count(&store.reloads().last_success);
+        assert!(loaded > 0 && loaded <= now_unix());
+        store.reload().unwrap();
+        std::fs::write(&path, "").unwrap();
+        store.reload().unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        store.reload().unwrap_err();
+        let reloads = store.reloads();
+        assert_eq!((count(&reloads.succeeded), count(&reloads.failed)), (1, 2));
     }
 
     #[test]

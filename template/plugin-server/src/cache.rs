@@ -8,6 +8,7 @@
 //! generator call. Errors are never cached: the next request tries again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,18 @@ pub struct Cached<G> {
     inner: G,
     ttl: Duration,
     state: Mutex<State>,
+    stats: Arc<CacheStats>,
+}
+
+/// How requests met the cache, for the metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Answered from memory.
+    pub hits: AtomicU64,
+    /// Called the generator.
+    pub misses: AtomicU64,
+    /// Waited for an identical request's generator call.
+    pub coalesced: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -78,14 +91,21 @@ impl<G: Generator> Cached<G> {
             inner,
             ttl,
             state: Mutex::new(State::default()),
+            stats: Arc::default(),
         }
+    }
+
+    /// How requests met this cache.
+    pub fn stats(&self) -> Arc<CacheStats> {
+        Arc::clone(&self.stats)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry for `key`: the live one, or a new, empty one.
+    /// The entry for `key`: the live one, or a new, empty one; counted as
+    /// a hit, a wait for an identical call, or a miss.
     fn entry(&self, key: &str) -> Entry {
         let mut state = self.state();
         let now = Instant::now();
@@ -94,8 +114,15 @@ impl<G: Generator> Cached<G> {
             .get(key)
             .filter(|e| now - e.created < self.ttl)
         {
+            let counter = if entry.answer.initialized() {
+                &self.stats.hits
+            } else {
+                &self.stats.coalesced
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             return entry.clone();
         }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
         state.remove(key);
         if state.entries.len() >= MAX_ENTRIES {
             let expired: Vec<String> = state
@@ -226,6 +253,33 @@ mod tests {
                 .unwrap();
             cache.generate(request("a", json!({"x": 2}))).await.unwrap();
             assert_eq!(calls(&cache), 3);
+        });
+    }
+
+    /// Each request is a miss (the generator is called), a hit (answered
+    /// from memory) or coalesced (it waited for an identical call).
+    #[test]
+    fn requests_are_counted_as_hits_misses_or_coalesced() {
+        actix_web::rt::System::new().block_on(async {
+            let cache = Cached::new(Counting::default(), Duration::from_secs(60));
+            let slow = request("a", json!({}));
+            let (first, second) = futures_util::future::join(
+                cache.generate(slow.clone()),
+                cache.generate(slow.clone()),
+            )
+            .await;
+            assert!(first.is_ok() && second.is_ok());
+            cache.generate(slow).await.unwrap();
+            let stats = cache.stats();
+            let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            assert_eq!(
+                (
+                    count(&stats.misses),
+                    count(&stats.coalesced),
+                    count(&stats.hits)
+                ),
+                (1, 1, 1)
+            );
         });
     }
 

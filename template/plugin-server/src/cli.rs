@@ -13,7 +13,7 @@ use crate::auth::TokenStore;
 use crate::cache::Cached;
 use crate::config::Config;
 use crate::generator::Generator;
-use crate::server::Listeners;
+use crate::server::{Listeners, Reported};
 use crate::{healthcheck, logging, memory, preview, server};
 
 /// What a project's `src/main.rs` tells the server about its plugin.
@@ -21,6 +21,8 @@ use crate::{healthcheck, logging, memory, preview, server};
 pub struct Plugin {
     /// The binary's name, for messages.
     pub name: &'static str,
+    /// The binary's version (`env!("CARGO_PKG_VERSION")`), for the metrics.
+    pub version: &'static str,
     /// The port to listen on when `PLUGIN_LISTEN_ADDR` is unset.
     pub default_port: u16,
     /// A request body the generator answers with success: `preview` runs it
@@ -97,7 +99,7 @@ impl Plugin {
         match args.first().map(String::as_str) {
             None | Some("serve") if args.len() <= 1 => {
                 let config = config()?;
-                actix_web::rt::System::new().block_on(serve(config, generator))
+                actix_web::rt::System::new().block_on(serve(self.version, config, generator))
             }
             Some("healthcheck") if args.len() == 1 => healthcheck::check(config()?.listen_addr),
             Some("preview") => preview::run(self, &args[1..], config()?, generator),
@@ -113,6 +115,7 @@ impl Plugin {
 /// Serves until SIGTERM or SIGINT. The token is checked first, so an
 /// unusable one stops the plugin before anything else happens.
 async fn serve<G: Generator>(
+    version: &'static str,
     config: Config,
     new_generator: impl FnOnce() -> Result<G, String>,
 ) -> Result<(), String> {
@@ -130,9 +133,20 @@ async fn serve<G: Generator>(
         },
         config.token_file.display()
     );
+    let reported = Reported {
+        version,
+        cache: None,
+    };
     let result = match config.cache_ttl {
-        Some(ttl) => run(listeners, config, tokens, Cached::new(generator, ttl)).await,
-        None => run(listeners, config, tokens, generator).await,
+        Some(ttl) => {
+            let cached = Cached::new(generator, ttl);
+            let reported = Reported {
+                cache: Some(cached.stats()),
+                ..reported
+            };
+            run(listeners, config, tokens, cached, reported).await
+        }
+        None => run(listeners, config, tokens, generator, reported).await,
     };
     log::info!("stopped");
     result
@@ -143,6 +157,7 @@ async fn run<G: Generator>(
     config: Config,
     tokens: Arc<TokenStore>,
     generator: G,
+    reported: Reported,
 ) -> Result<(), String> {
     let drain = config.drain;
     let draining = Arc::new(AtomicBool::new(false));
@@ -152,6 +167,7 @@ async fn run<G: Generator>(
         tokens,
         Arc::new(generator),
         Arc::clone(&draining),
+        reported,
     )
     .map_err(|e| e.to_string())?;
     // Kubernetes sends SIGTERM once the pod has left the Service's

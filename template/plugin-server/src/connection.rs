@@ -13,7 +13,7 @@ use std::io;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,41 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// unread, so that the answer is not lost to a reset; then the connection is
 /// closed. actix-http stops after `client_disconnect_timeout` too.
 pub const LINGER_BYTES: usize = 256 * 1024;
+
+/// Why the plugin closed a connection, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// For a newcomer at the connection cap (or the newcomer itself).
+    Cap,
+    /// A deadline passed: a slow head, an idle keep-alive, a slow answer.
+    Deadline,
+    /// The server is stopping.
+    Stopping,
+}
+
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+impl Closed {
+    pub const ALL: [Self; 3] = [Self::Cap, Self::Deadline, Self::Stopping];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Cap => "cap",
+            Self::Deadline => "deadline",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// Counts over every worker's connections, for the metrics.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Accepted since the start.
+    pub accepted: AtomicU64,
+    /// Open, and not closed by the plugin.
+    pub open: AtomicU64,
+    /// Closed by the plugin, by [`Closed`] (in the order of [`Closed::ALL`]).
+    pub closed: [AtomicU64; 3],
+}
 
 /// How often deadlines are checked: they fire up to this much late.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -71,6 +106,7 @@ struct Worker {
     stopping: Cell<bool>,
     /// Set from the signal handler (another thread): answers say `close`.
     draining: Arc<AtomicBool>,
+    stats: Arc<ConnectionStats>,
 }
 
 impl Connection {
@@ -123,11 +159,14 @@ impl Connection {
     }
 
     /// Closes the connection: its reads end and its writes fail.
-    fn shed(&self) {
+    fn shed(&self, why: Closed) {
         if self.shed.replace(true) {
             return;
         }
         self.worker.open.set(self.worker.open.get() - 1);
+        let stats = &self.worker.stats;
+        stats.open.fetch_sub(1, Ordering::Relaxed);
+        stats.closed[why as usize].fetch_add(1, Ordering::Relaxed);
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
         }
@@ -145,6 +184,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         if !self.shed.get() {
             self.worker.open.set(self.worker.open.get() - 1);
+            self.worker.stats.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -166,8 +206,9 @@ impl Connections {
         timeouts: Timeouts,
         shutdown: GracefulShutdownSignal,
         draining: Arc<AtomicBool>,
+        stats: Arc<ConnectionStats>,
     ) -> Rc<Self> {
-        let connections = Rc::new(Self::new(cap, timeouts, draining));
+        let connections = Rc::new(Self::new(cap, timeouts, draining, stats));
         let weak = Rc::downgrade(&connections);
         actix_web::rt::spawn(async move {
             let mut interval = actix_web::rt::time::interval(SWEEP_INTERVAL);
@@ -189,7 +230,12 @@ impl Connections {
         connections
     }
 
-    fn new(cap: usize, timeouts: Timeouts, draining: Arc<AtomicBool>) -> Self {
+    fn new(
+        cap: usize,
+        timeouts: Timeouts,
+        draining: Arc<AtomicBool>,
+        stats: Arc<ConnectionStats>,
+    ) -> Self {
         Self {
             cap: cap.max(1),
             all: RefCell::new(VecDeque::new()),
@@ -198,6 +244,7 @@ impl Connections {
                 open: Cell::new(0),
                 stopping: Cell::new(false),
                 draining,
+                stats,
             }),
         }
     }
@@ -216,10 +263,13 @@ impl Connections {
             worker: Rc::clone(&self.worker),
         });
         self.worker.open.set(self.worker.open.get() + 1);
-        if self.worker.stopping.get()
-            || (self.worker.open.get() > self.cap && !self.shed_for_newcomer())
-        {
-            connection.shed();
+        let stats = &self.worker.stats;
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        if self.worker.stopping.get() {
+            connection.shed(Closed::Stopping);
+        } else if self.worker.open.get() > self.cap && !self.shed_for_newcomer() {
+            connection.shed(Closed::Cap);
         } else {
             self.all.borrow_mut().push_back(Rc::downgrade(&connection));
         }
@@ -244,7 +294,7 @@ impl Connections {
         let victim = oldest(false).or_else(|| oldest(true));
         match victim.and_then(|index| all.remove(index)?.upgrade()) {
             Some(connection) => {
-                connection.shed();
+                connection.shed(Closed::Cap);
                 true
             }
             None => false,
@@ -255,7 +305,7 @@ impl Connections {
         self.all.borrow_mut().retain(|entry| match entry.upgrade() {
             Some(connection) if connection.shed.get() => false,
             Some(connection) if connection.deadline.get() <= now => {
-                connection.shed();
+                connection.shed(Closed::Deadline);
                 false
             }
             Some(_) => true,
@@ -275,7 +325,7 @@ impl Connections {
                 if connection.served.get()
                     && connection.phase.get() == (Phase::Idle { started: false }) =>
             {
-                connection.shed();
+                connection.shed(Closed::Stopping);
                 false
             }
             Some(connection) => !connection.shed.get(),
@@ -392,7 +442,12 @@ mod tests {
             keep_alive: KEEP_ALIVE,
             request: Duration::from_secs(40),
         };
-        Connections::new(cap, timeouts, Arc::new(AtomicBool::new(false)))
+        Connections::new(
+            cap,
+            timeouts,
+            Arc::new(AtomicBool::new(false)),
+            Arc::default(),
+        )
     }
 
     /// A client that has sent `0` and takes every write.
@@ -595,7 +650,7 @@ mod tests {
             keep_alive: KEEP_ALIVE,
             request: HEADER,
         };
-        let all = Connections::new(8, timeouts, Arc::clone(&draining));
+        let all = Connections::new(8, timeouts, Arc::clone(&draining), Arc::default());
         let io = admit(&all, b"");
         assert!(!io.connection.stopping());
         draining.store(true, Ordering::Relaxed);

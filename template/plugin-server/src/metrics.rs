@@ -1,7 +1,8 @@
 //! Prometheus metrics at `GET /metrics`: request counts by ApplicationSet
-//! and status, and latency histograms by status, in the text exposition
-//! format. No client library: a few counters behind a mutex are all a
-//! plugin needs.
+//! and status, and latency histograms by status; and the process: its
+//! build, token reloads, connections, requests in flight, and the cache.
+//! In the text exposition format. No client library: a few counters behind
+//! a mutex are all a plugin needs.
 //!
 //! Bounded whatever clients send: at most [`MAX_APPLICATION_SETS`]
 //! ApplicationSet label values (the rest are counted under [`OTHER`]), each
@@ -9,13 +10,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpMessage, HttpResponse, web};
 
+use crate::auth::TokenStore;
+use crate::cache::CacheStats;
+use crate::connection::{Closed, ConnectionStats};
 use crate::handlers::{ApplicationSetName, GET_PARAMS_PATH, cut};
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -42,6 +47,28 @@ struct Series {
 #[derive(Debug, Default)]
 pub struct Metrics {
     series: Mutex<Series>,
+    in_flight: AtomicU64,
+    process: Option<Process>,
+}
+
+/// What the metrics say about the process beyond its requests.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// The plugin's version (its Cargo.toml's).
+    pub version: &'static str,
+    pub connections: Arc<ConnectionStats>,
+    pub tokens: Arc<TokenStore>,
+    /// With `PLUGIN_CACHE_TTL_SECS`.
+    pub cache: Option<Arc<CacheStats>>,
+}
+
+/// A `getparams` request being served, counted while it lives.
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -52,6 +79,19 @@ struct Histogram {
 }
 
 impl Metrics {
+    pub fn new(process: Process) -> Self {
+        Self {
+            process: Some(process),
+            ..Self::default()
+        }
+    }
+
+    /// Counts a `getparams` request in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
     /// Records one `getparams` request.
     pub fn record(&self, application_set: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
@@ -126,7 +166,99 @@ impl Metrics {
                 histogram.count
             );
         }
+        self.render_process(&mut out);
         out
+    }
+
+    fn render_process(&self, out: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        family(
+            "plugin_requests_in_flight",
+            "gauge",
+            "getparams requests being served.",
+            &[("", load(&self.in_flight))],
+        );
+        let Some(process) = &self.process else {
+            return;
+        };
+        let features: Vec<&str> = [("metrics", true), ("yaml", cfg!(feature = "yaml"))]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect();
+        let build = format!(
+            "{{version=\"{}\",features=\"{}\"}}",
+            escape(process.version),
+            features.join(",")
+        );
+        family(
+            "plugin_build_info",
+            "gauge",
+            "The plugin's version and plugin-server's features; always 1.",
+            &[(&build, 1)],
+        );
+        let reloads = process.tokens.reloads();
+        family(
+            "plugin_token_reloads_total",
+            "counter",
+            "Re-reads of the token file, by result (on failure the previous token stays).",
+            &[
+                ("{result=\"success\"}", load(&reloads.succeeded)),
+                ("{result=\"failure\"}", load(&reloads.failed)),
+            ],
+        );
+        family(
+            "plugin_token_last_success_timestamp_seconds",
+            "gauge",
+            "When a usable token was last read from the token file (Unix time).",
+            &[("", load(&reloads.last_success))],
+        );
+        let connections = &process.connections;
+        family(
+            "plugin_connections_open",
+            "gauge",
+            "Open connections of the plugin's port.",
+            &[("", load(&connections.open))],
+        );
+        family(
+            "plugin_connections_accepted_total",
+            "counter",
+            "Connections accepted on the plugin's port.",
+            &[("", load(&connections.accepted))],
+        );
+        let closed: Vec<(String, u64)> = Closed::ALL
+            .iter()
+            .map(|why| {
+                (
+                    format!("{{reason=\"{}\"}}", why.label()),
+                    load(&connections.closed[*why as usize]),
+                )
+            })
+            .collect();
+        let closed: Vec<(&str, u64)> = closed.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        family(
+            "plugin_connections_closed_total",
+            "counter",
+            "Connections the plugin closed: for a newcomer at the cap, on a deadline, on stopping.",
+            &closed,
+        );
+        if let Some(cache) = &process.cache {
+            family(
+                "plugin_cache_requests_total",
+                "counter",
+                "getparams requests by how the cache met them.",
+                &[
+                    ("{result=\"hit\"}", load(&cache.hits)),
+                    ("{result=\"miss\"}", load(&cache.misses)),
+                    ("{result=\"coalesced\"}", load(&cache.coalesced)),
+                ],
+            );
+        }
     }
 }
 

@@ -22,8 +22,9 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpMessage, ResponseError, web};
 
 use crate::auth::TokenStore;
+use crate::cache::CacheStats;
 use crate::config::Config;
-use crate::connection::{Connection, Connections, Guarded, Timeouts};
+use crate::connection::{Connection, ConnectionStats, Connections, Guarded, Timeouts};
 use crate::generator::Generator;
 use crate::handlers::{self, ApplicationSetName};
 #[cfg(feature = "metrics")]
@@ -58,6 +59,16 @@ impl Listeners {
     }
 }
 
+/// What the metrics report about the process (with the `metrics` feature).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub struct Reported {
+    /// The plugin's version.
+    pub version: &'static str,
+    /// The cache's counts, when it is on.
+    pub cache: Option<Arc<CacheStats>>,
+}
+
 /// Connections of the metrics socket per worker: Prometheus needs one.
 const METRICS_CONNECTIONS: usize = 16;
 
@@ -72,6 +83,7 @@ pub fn build<G: Generator>(
     tokens: Arc<TokenStore>,
     generator: Arc<G>,
     draining: Arc<AtomicBool>,
+    reported: Reported,
 ) -> io::Result<Server> {
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -103,8 +115,16 @@ pub fn build<G: Generator>(
         template_values::WARNING_INTERVAL,
         template_values::WARNING_CAPACITY,
     ));
+    let connection_stats = Arc::new(ConnectionStats::default());
     #[cfg(feature = "metrics")]
-    let metrics = web::Data::new(metrics::Metrics::default());
+    let metrics = web::Data::new(metrics::Metrics::new(metrics::Process {
+        version: reported.version,
+        connections: Arc::clone(&connection_stats),
+        tokens: tokens.clone().into_inner(),
+        cache: reported.cache,
+    }));
+    #[cfg(not(feature = "metrics"))]
+    let _ = reported;
     let drain_flag = web::Data::from(Arc::clone(&draining));
 
     let plugin_app = {
@@ -139,6 +159,7 @@ pub fn build<G: Generator>(
             tokens.clone().into_inner(),
             draining.clone(),
             refusals,
+            connection_stats,
         ),
     )?;
     #[cfg(feature = "metrics")]
@@ -167,6 +188,7 @@ pub fn build<G: Generator>(
                     tokens.into_inner(),
                     draining,
                     refusals,
+                    Arc::default(),
                 ),
             )?
         }
@@ -213,6 +235,7 @@ fn http<F, I, S, B>(
     tokens: Arc<TokenStore>,
     draining: Arc<AtomicBool>,
     refusals: Refusals,
+    stats: Arc<ConnectionStats>,
 ) -> impl ServerServiceFactory<TcpStream>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -229,6 +252,7 @@ where
             limits.timeouts,
             shutdown.clone(),
             Arc::clone(&draining),
+            Arc::clone(&stats),
         );
         let tokens = Arc::clone(&tokens);
         let refusals = refusals.clone();
@@ -331,6 +355,12 @@ async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    #[cfg(feature = "metrics")]
+    let _in_flight = (request.path() == handlers::GET_PARAMS_PATH)
+        .then(|| request.app_data::<web::Data<metrics::Metrics>>().cloned())
+        .flatten();
+    #[cfg(feature = "metrics")]
+    let _in_flight = _in_flight.as_ref().map(|metrics| metrics.in_flight());
     let response = next.call(request).await?;
     #[cfg(feature = "metrics")]
     metrics::observe(&response, started.elapsed());

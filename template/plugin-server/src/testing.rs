@@ -148,6 +148,10 @@ impl TestServer {
                     tokens,
                     Arc::new(generator),
                     Arc::default(),
+                    server::Reported {
+                        version: "0.0.0-test",
+                        cache: None,
+                    },
                 )
                 .unwrap();
                 sender.send(server.handle()).unwrap();

@@ -84,3 +84,71 @@ fn metrics_are_served_on_their_own_socket_only() {
         assert_eq!(response.status, 404, "{other} on the metrics socket");
     }
 }
+
+/// The process beside its requests: build, token reloads, connections,
+/// requests in flight; every family with HELP and TYPE.
+#[test]
+fn reports_the_build_token_reloads_and_connections() {
+    let server = TestServer::start(Scripted);
+    let body = request_body("shop", json!({}));
+    for _ in 0..3 {
+        assert_eq!(server.post(Some(TOKEN), &body).status, 200);
+    }
+    let text = scrape(&server);
+    for line in [
+        "plugin_build_info{version=\"0.0.0-test\",features=\"metrics",
+        "plugin_requests_in_flight 0\n",
+        "plugin_token_reloads_total{result=\"failure\"} 0\n",
+        "plugin_connections_closed_total{reason=\"cap\"} 0\n",
+        "plugin_connections_closed_total{reason=\"deadline\"} 0\n",
+        "plugin_connections_closed_total{reason=\"stopping\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    // Three requests, each on a connection of its own.
+    assert!(value("plugin_connections_accepted_total") >= 3.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let loaded = value("plugin_token_last_success_timestamp_seconds");
+    assert!(now - loaded < 600.0 && loaded <= now, "{loaded}");
+    for family in [
+        "plugin_build_info",
+        "plugin_requests_in_flight",
+        "plugin_token_reloads_total",
+        "plugin_token_last_success_timestamp_seconds",
+        "plugin_connections_open",
+        "plugin_connections_accepted_total",
+        "plugin_connections_closed_total",
+    ] {
+        assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+        assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
+    }
+}
+
+/// A request being served is in flight until its answer is written.
+#[test]
+fn counts_requests_in_flight() {
+    let server = TestServer::start(Scripted);
+    let slow = request_body("slow", json!({"sleep_ms": 1500}));
+    let addr = server.addr;
+    let waiting = std::thread::spawn(move || {
+        exchange(
+            addr,
+            &plugin_server::testing::controller_request(Some(TOKEN), &slow),
+        )
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !scrape(&server).contains("plugin_requests_in_flight 1\n") {
+        assert!(std::time::Instant::now() < deadline, "{}", scrape(&server));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(waiting.join().unwrap().status, 200);
+    assert!(scrape(&server).contains("plugin_requests_in_flight 0\n"));
+}

@@ -32,6 +32,7 @@ fn child_process() {
     let args: Vec<String> = serde_json::from_str(&args).expect("child args");
     let plugin = Plugin {
         name: "test-plugin",
+        version: "0.1.0",
         default_port: 4355,
         example_request: EXAMPLE,
     };

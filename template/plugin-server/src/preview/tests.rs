@@ -8,6 +8,7 @@ use crate::cli::Plugin;
 
 const PLUGIN: Plugin = Plugin {
     name: "my-plugin",
+    version: "0.1.0",
     default_port: 4355,
     example_request: r#"{"applicationSetName":"example","input":{}}"#,
 };
