@@ -137,9 +137,14 @@ fn local_overlay(name: &str, install: &[Value], local: &[Value]) -> Result<(), S
 }
 
 /// The install with `deploy/components/<component>` added.
-fn with_component(project: &Project, component: &str) -> Result<String, String> {
-    // Kustomize takes only relative paths: a throw-away overlay beside deploy/.
-    let overlay = project.dir.join(format!(".check-{component}"));
+pub fn with_component(project: &Project, component: &str) -> Result<String, String> {
+    // Kustomize takes only relative paths: a throw-away overlay beside
+    // deploy/, one per call (tests may build the same one at once).
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let overlay = project
+        .dir
+        .join(format!(".check-{component}-{}-{count}", std::process::id()));
     fs_err::create_dir_all(&overlay).map_err(|e| e.to_string())?;
     fs_err::write(
         overlay.join("kustomization.yaml"),
@@ -185,8 +190,8 @@ fn pod_monitor(project: &Project, install: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
-/// `deploy/components/alerts` added to the install: one PrometheusRule
-/// beside the plugin, every alert with a summary, a description and a
+/// `deploy/components/alerts` added to the install: one PrometheusRule and
+/// a Grafana dashboard's ConfigMap beside the plugin, every alert with a summary, a description and a
 /// runbook that the README has, every alert named in the unit tests'
 /// expected alerts; and the component's own check (`promtool check rules`,
 /// `promtool test rules`) passes.
@@ -200,9 +205,18 @@ fn alerts(project: &Project, install: &[Value]) -> Result<(), String> {
             && rule["metadata"]["namespace"] == deployment["metadata"]["namespace"],
         "PrometheusRule {name} is not beside the plugin: {rule}"
     );
+    let dashboard = one(&objects, "ConfigMap", &format!("{name}-dashboard"))?;
     ensure!(
-        objects.len() == install.len() + 1,
-        "the alerts component adds more than the PrometheusRule"
+        objects.len() == install.len() + 2
+            && dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+            && dashboard["metadata"]["namespace"] == deployment["metadata"]["namespace"],
+        "the alerts component adds more than the PrometheusRule and its dashboard: {dashboard}"
+    );
+    let panels = crate::prometheus::dashboard_queries(dashboard)?;
+    ensure!(
+        panels.len() >= 4,
+        "the dashboard has {} queries",
+        panels.len()
     );
     let readme = project.read("README.md");
     let tests = project.read("deploy/components/alerts/tests.yaml");

@@ -1,8 +1,9 @@
 //! A real Prometheus (Debian's `prometheus` package) scraping a rendered
 //! plugin under a short load of refused tokens, failing and good requests,
 //! with the rendered alerts loaded (evaluation every second, in this test's
-//! own configuration only): the queries the alerts and the README's
-//! runbooks use return data, and the token alert reaches pending.
+//! own configuration only): the queries the alerts, the README's runbooks
+//! and every dashboard panel use return data, and the token alert reaches
+//! pending.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +27,28 @@ const QUERIES: [&str; 8] = [
     r#"plugin_requests_in_flight"#,
     r#"plugin_token_reloads_total{result="failure"}"#,
 ];
+
+/// The queries of every panel of the component's Grafana dashboard (the
+/// ConfigMap's `dashboard.json`).
+pub fn dashboard_queries(config_map: &Value) -> Result<Vec<String>, String> {
+    let text = config_map["data"]["dashboard.json"]
+        .as_str()
+        .ok_or("the dashboard's ConfigMap has no dashboard.json")?;
+    let dashboard: Value =
+        serde_json::from_str(text).map_err(|e| format!("dashboard.json: {e}"))?;
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let targets = panel["targets"].as_array().filter(|t| !t.is_empty());
+        let targets = targets.ok_or_else(|| format!("panel {} has no query", panel["title"]))?;
+        for target in targets {
+            let expr = target["expr"]
+                .as_str()
+                .ok_or("a panel query without expr")?;
+            queries.push(expr.to_owned());
+        }
+    }
+    Ok(queries)
+}
 
 /// The alert the load must bring to pending (its `for` keeps it there).
 const TOKEN_ALERT: &str = "ArgoCDPluginTokenRejected";
@@ -104,6 +127,9 @@ pub fn run(project: &Project) -> Result<String, String> {
         serde_json::from_slice(&output.stdout).map_err(|e| format!("{path}: {e}"))
     };
 
+    let component = parse_yaml(&crate::checks::with_component(project, "alerts")?)?;
+    let dashboard = dashboard_queries(one(&component, "ConfigMap", &format!("{name}-dashboard"))?)?;
+
     // The load: refused tokens, failing answers, a few seconds long.
     let example = project.example()?;
     let mut argocd = Controller::new(plugin.addr, token);
@@ -131,8 +157,11 @@ pub fn run(project: &Project) -> Result<String, String> {
                 alert["labels"]["alertname"] == TOKEN_ALERT && alert["state"] == "pending"
             });
         seen.clear();
-        for query in QUERIES {
-            let query = query.replace("JOB", &job);
+        let queries = QUERIES
+            .iter()
+            .map(|query| query.replace("JOB", &job))
+            .chain(dashboard.iter().cloned());
+        for query in queries {
             let answer = api("/api/v1/query", Some(&query))?;
             let results = answer["data"]["result"].as_array().map_or(0, Vec::len);
             seen.push((query, results));
@@ -148,7 +177,7 @@ pub fn run(project: &Project) -> Result<String, String> {
     let _ = plugin.terminate();
     Ok(format!(
         "{name}: Prometheus scraped it and {TOKEN_ALERT} was pending after {:.0} s; \
-         {} queries answered",
+         {} queries (alerts, runbooks, dashboard) answered",
         started.elapsed().as_secs_f64(),
         seen.len()
     ))
