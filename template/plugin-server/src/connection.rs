@@ -503,6 +503,37 @@ mod tests {
         connection.response_finished(false);
     }
 
+    /// After an answer that left the body unread the connection lingers
+    /// for one head's time, then is closed (not at once, not never).
+    #[test]
+    fn an_unread_body_lingers_for_a_head_timeout() {
+        let all = connections(4);
+        let mut io = admit(&all, b"");
+        let connection = io.connection();
+        connection.request_started();
+        let answered = Instant::now();
+        connection.response_finished(true);
+        all.sweep(answered + HEADER / 2);
+        assert!(!write_fails(&mut io), "closed before its linger");
+        all.sweep(answered + HEADER + Duration::from_millis(1));
+        assert!(write_fails(&mut io), "still open after its linger");
+    }
+
+    /// Stopping leaves a request being served to its deadline, which the
+    /// sweep still enforces.
+    #[test]
+    fn stopping_keeps_enforcing_the_deadline_of_a_request_in_progress() {
+        let all = connections(4);
+        let mut io = admit(&all, b"");
+        let started = Instant::now();
+        io.connection().request_started();
+        all.stop();
+        all.sweep(started + Duration::from_secs(20));
+        assert!(!write_fails(&mut io), "closed before its deadline");
+        all.sweep(started + Duration::from_secs(41));
+        assert!(write_fails(&mut io), "still open past its deadline");
+    }
+
     fn write_fails(io: &mut Io) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         matches!(
