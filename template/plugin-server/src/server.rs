@@ -355,12 +355,13 @@ async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    // getparams requests count as in flight until their answer is built.
     #[cfg(feature = "metrics")]
-    let _in_flight = (request.path() == handlers::GET_PARAMS_PATH)
+    let metrics = (request.path() == handlers::GET_PARAMS_PATH)
         .then(|| request.app_data::<web::Data<metrics::Metrics>>().cloned())
         .flatten();
     #[cfg(feature = "metrics")]
-    let _in_flight = _in_flight.as_ref().map(|metrics| metrics.in_flight());
+    let _in_flight = metrics.as_ref().map(|metrics| metrics.in_flight());
     let response = next.call(request).await?;
     #[cfg(feature = "metrics")]
     metrics::observe(&response, started.elapsed());
@@ -398,27 +399,26 @@ fn log_answer(
         log::Level::Info
     };
     if log::log_enabled!(level) {
-        let (raw_path, raw_application_set, raw_error) = (path, application_set, error);
-        // What clients send is escaped, so it cannot forge a log line.
-        let application_set =
+        // The text escapes what clients send, so it cannot forge a line; the
+        // fields (PLUGIN_LOG_FORMAT=json) carry it as received, cut, and the
+        // JSON writer escapes them.
+        let shown_set =
             application_set.map_or_else(|| "-".into(), |name| name.escape_debug().to_string());
-        let path = path.escape_debug();
-        let error = error
+        let shown_error = error
             .map(|error| format!(" error={error:?}"))
             .unwrap_or_default();
         let duration_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-        // The same as fields, for PLUGIN_LOG_FORMAT=json (escaped there by
-        // the JSON writer, so these are the values as received, cut).
         let line = format_args!(
-            "{method} {path} {} {duration_ms:.1}ms applicationSet={application_set}{error}",
+            "{method} {} {} {duration_ms:.1}ms applicationSet={shown_set}{shown_error}",
+            path.escape_debug(),
             status.as_u16()
         );
         let (method, status) = (method.as_str(), status.as_u16());
-        let application_set = raw_application_set.unwrap_or("-");
-        match raw_error {
-            Some(error) => log::log!(level, method, path = raw_path, status, duration_ms,
+        let application_set = application_set.unwrap_or("-");
+        match error {
+            Some(error) => log::log!(level, method, path, status, duration_ms,
                 applicationSet = application_set, error; "{line}"),
-            None => log::log!(level, method, path = raw_path, status, duration_ms,
+            None => log::log!(level, method, path, status, duration_ms,
                 applicationSet = application_set; "{line}"),
         }
     }
