@@ -101,7 +101,10 @@ impl Plugin {
                 let config = config()?;
                 actix_web::rt::System::new().block_on(serve(self.version, config, generator))
             }
-            Some("healthcheck") if args.len() == 1 => healthcheck::check(config()?.listen_addr),
+            Some("healthcheck") if args.len() == 1 => {
+                let config = config()?;
+                healthcheck::check(config.listen_addr, config.tls.as_ref())
+            }
             Some("preview") => preview::run(self, &args[1..], config()?, generator),
             Some("help" | "-h" | "--help") => {
                 println!("{}", self.usage());
@@ -123,9 +126,18 @@ async fn serve<G: Generator>(
     let generator = new_generator()?;
     let listeners = Listeners::bind(&config)?;
     tokens.watch(config.token_reload_interval);
+    #[cfg(feature = "tls")]
+    if let Some(certificates) = &listeners.tls {
+        certificates.watch(config.token_reload_interval);
+    }
     memory::trim_every(Duration::from_secs(5));
     log::info!(
-        "listening on {}{} (token from {})",
+        "listening on {}{}{} (token from {})",
+        if listeners.https() {
+            "https://"
+        } else {
+            "http://"
+        },
         config.listen_addr,
         match listeners.metrics.as_ref().map(|l| l.local_addr()) {
             Some(Ok(addr)) => format!(", metrics on {addr}"),

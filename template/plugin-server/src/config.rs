@@ -58,6 +58,33 @@ pub struct Config {
     /// keeps serving with `Connection: close` on every answer, so clients
     /// leave its kept-alive connections before it closes them.
     pub drain: Duration,
+    /// With the `tls` feature: the PEM files the plugin's port serves HTTPS
+    /// from (`PLUGIN_TLS_CERT_FILE`, `PLUGIN_TLS_KEY_FILE`), unless
+    /// `PLUGIN_TLS=off` on a loopback address (a sidecar of Argo CD's
+    /// controller). Without the feature, `None`, and naming a file or
+    /// `PLUGIN_TLS=on` stops the plugin: it would serve plain HTTP where
+    /// HTTPS was asked for.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain and private key of the plugin's port, in PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `PLUGIN_TLS_CERT_FILE`, default `/var/run/plugin-tls/tls.crt`: the
+    /// certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// `PLUGIN_TLS_KEY_FILE`, default `/var/run/plugin-tls/tls.key`.
+    pub key: PathBuf,
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        // Where cert-manager's Secret is mounted (`tls.crt`, `tls.key`).
+        Self {
+            cert: PathBuf::from("/var/run/plugin-tls/tls.crt"),
+            key: PathBuf::from("/var/run/plugin-tls/tls.key"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -78,6 +105,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(120),
             drain: Duration::from_secs(5),
+            tls: cfg!(feature = "tls").then(TlsFiles::default),
         }
     }
 }
@@ -142,6 +170,46 @@ impl Config {
         config.cache_ttl = bounded(&lookup, "PLUGIN_CACHE_TTL_SECS", 0..=24 * HOUR)?
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
+        let tls_file = |name: &str| lookup(name).filter(|path| !path.trim().is_empty());
+        let (cert, key) = (
+            tls_file("PLUGIN_TLS_CERT_FILE"),
+            tls_file("PLUGIN_TLS_KEY_FILE"),
+        );
+        match lookup("PLUGIN_TLS").as_deref().map(str::trim) {
+            None | Some("" | "on") => {}
+            // A sidecar: Argo CD calls it over the pod's loopback.
+            Some("off") if config.tls.is_none() || config.listen_addr.ip().is_loopback() => {
+                config.tls = None;
+            }
+            Some("off") => {
+                return Err(format!(
+                    "PLUGIN_TLS=off serves plain HTTP, which only a loopback address may \
+                     (PLUGIN_LISTEN_ADDR={}): the token would cross the network in clear",
+                    config.listen_addr
+                ));
+            }
+            Some(other) => return Err(format!("PLUGIN_TLS={other:?} is invalid: on or off")),
+        }
+        match &mut config.tls {
+            Some(files) => {
+                files.cert = cert.map_or_else(|| files.cert.clone(), PathBuf::from);
+                files.key = key.map_or_else(|| files.key.clone(), PathBuf::from);
+            }
+            None if cfg!(feature = "tls") => {}
+            None if cert.is_some()
+                || key.is_some()
+                || lookup("PLUGIN_TLS").as_deref() == Some("on") =>
+            {
+                return Err(
+                    "PLUGIN_TLS_CERT_FILE, PLUGIN_TLS_KEY_FILE or PLUGIN_TLS=on is set, \
+                            but this plugin was built without TLS (plugin-server's `tls` \
+                            feature) and would serve plain HTTP. Render the project with \
+                            tls=true, or unset them"
+                        .into(),
+                );
+            }
+            None => {}
+        }
         Ok(config)
     }
 }
@@ -364,6 +432,43 @@ mod tests {
         let defaults = Config::with_port(8088);
         assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
         assert_eq!(config.listen_addr, defaults.listen_addr);
+    }
+
+    /// With `tls` the files have defaults and the variables name others;
+    /// without it, naming a file stops the plugin rather than serve HTTP.
+    #[test]
+    fn tls_files_are_read_only_by_a_build_that_serves_tls() {
+        let named = from(&[
+            ("PLUGIN_TLS_CERT_FILE", "/certs/c.pem"),
+            ("PLUGIN_TLS_KEY_FILE", ""),
+        ]);
+        if cfg!(feature = "tls") {
+            assert_eq!(from(&[]).unwrap().tls, Some(TlsFiles::default()));
+            let files = named.unwrap().tls.unwrap();
+            assert_eq!(files.cert, PathBuf::from("/certs/c.pem"));
+            assert_eq!(files.key, TlsFiles::default().key);
+        } else {
+            assert_eq!(from(&[]).unwrap().tls, None);
+            let error = named.unwrap_err();
+            assert!(error.contains("built without TLS"), "{error}");
+            let error = from(&[("PLUGIN_TLS", "on")]).unwrap_err();
+            assert!(error.contains("built without TLS"), "{error}");
+        }
+        // Off, on loopback alone, in either build.
+        let sidecar = from(&[
+            ("PLUGIN_TLS", "off"),
+            ("PLUGIN_LISTEN_ADDR", "127.0.0.1:4355"),
+        ]);
+        assert_eq!(sidecar.unwrap().tls, None);
+        let off = from(&[("PLUGIN_TLS", "off")]);
+        if cfg!(feature = "tls") {
+            let error = off.unwrap_err();
+            assert!(error.contains("only a loopback address may"), "{error}");
+        } else {
+            assert_eq!(off.unwrap().tls, None);
+        }
+        let error = from(&[("PLUGIN_TLS", "yes")]).unwrap_err();
+        assert!(error.contains("PLUGIN_TLS=\"yes\" is invalid"), "{error}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `handlers` (HTTP endpoints and their JSON errors), `server` (sockets,
 //! limits, timeouts, access log, shutdown; `connection` and `request_body`
 //! bound what one client can cost), `config` (environment variables),
-//! `cache`, `preview` (one run without a server), `template_values` and
+//! `tls` (HTTPS, with the `tls` feature), `cache`, `preview` (one run without a server), `template_values` and
 //! `go_print` (what Argo CD's templates print for a reply's values).
 
 mod auth;
@@ -33,6 +33,8 @@ mod server;
 mod template_values;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use cli::Plugin;
 pub use generator::{ErrorKind, Generator, GeneratorError};

@@ -60,6 +60,9 @@ pub struct Process {
     pub tokens: Arc<TokenStore>,
     /// With `PLUGIN_CACHE_TTL_SECS`.
     pub cache: Option<Arc<CacheStats>>,
+    /// With HTTPS on the plugin's port.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<crate::tls::Certificates>>,
 }
 
 /// A `getparams` request being served, counted while it lives.
@@ -187,10 +190,14 @@ impl Metrics {
         let Some(process) = &self.process else {
             return;
         };
-        let features: Vec<&str> = [("metrics", true), ("yaml", cfg!(feature = "yaml"))]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect();
+        let features: Vec<&str> = [
+            ("metrics", true),
+            ("tls", cfg!(feature = "tls")),
+            ("yaml", cfg!(feature = "yaml")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
         let build = format!(
             "{{version=\"{}\",features=\"{}\"}}",
             escape(process.version),
@@ -247,6 +254,33 @@ impl Metrics {
             "Connections the plugin closed: for a newcomer at the cap, on a deadline, on stopping.",
             &closed,
         );
+        #[cfg(feature = "tls")]
+        if let Some(certificates) = &process.tls {
+            let stats = certificates.stats();
+            family(
+                "plugin_tls_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the certificate the plugin's port serves expires (notAfter, Unix time).",
+                &[("", load(&stats.not_after))],
+            );
+            family(
+                "plugin_tls_reloads_total",
+                "counter",
+                "Re-reads of the certificate and key files, by result (on failure the previous \
+                 pair stays).",
+                &[
+                    ("{result=\"success\"}", load(&stats.reloads_succeeded)),
+                    ("{result=\"failure\"}", load(&stats.reloads_failed)),
+                ],
+            );
+            family(
+                "plugin_tls_handshake_failures_total",
+                "counter",
+                "Connections whose TLS handshake failed: a client that does not trust the \
+                 certificate, plain HTTP, a slow or broken client.",
+                &[("", load(&stats.handshakes_failed))],
+            );
+        }
         if let Some(cache) = &process.cache {
             family(
                 "plugin_cache_requests_total",

@@ -20,6 +20,7 @@ use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpMessage, ResponseError, web};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::auth::TokenStore;
 use crate::cache::CacheStats;
@@ -31,19 +32,33 @@ use crate::handlers::{self, ApplicationSetName};
 use crate::metrics;
 use crate::request_body::{HeldBody, SharedPayload};
 use crate::template_values;
+#[cfg(feature = "tls")]
+use crate::tls::Certificates;
 
 /// The sockets the server serves: the plugin's, and (with the `metrics`
 /// feature) a separate one for `GET /metrics`, so that a NetworkPolicy can
-/// admit Prometheus to the metrics alone.
+/// admit Prometheus to the metrics alone; and, with `config.tls`, the
+/// certificates the plugin's socket serves HTTPS with (metrics stay HTTP).
 #[derive(Debug)]
 pub struct Listeners {
     pub plugin: TcpListener,
     pub metrics: Option<TcpListener>,
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<Certificates>>,
 }
 
 impl Listeners {
-    /// Binds `config.listen_addr` and, with metrics, `config.metrics_addr`.
+    /// Loads the certificates of `config.tls` (an unusable pair stops the
+    /// plugin here), then binds `config.listen_addr` and, with metrics,
+    /// `config.metrics_addr`.
     pub fn bind(config: &Config) -> Result<Self, String> {
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(
+                Certificates::load(files).map_err(|error| error.to_string())?,
+            )),
+            None => None,
+        };
         let bind = |addr: SocketAddr| {
             TcpListener::bind(addr).map_err(|error| format!("cannot listen on {addr}: {error}"))
         };
@@ -55,7 +70,17 @@ impl Listeners {
         Ok(Self {
             plugin: bind(config.listen_addr)?,
             metrics,
+            #[cfg(feature = "tls")]
+            tls,
         })
+    }
+
+    /// Whether the plugin's socket serves HTTPS.
+    pub fn https(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 }
 
@@ -108,6 +133,8 @@ pub fn build<G: Generator>(
     let shutdown = builder.graceful_shutdown_signal();
 
     let metrics_listener = listeners.metrics;
+    #[cfg(feature = "tls")]
+    let tls = listeners.tls;
     let config = web::Data::new(config);
     let tokens = web::Data::from(tokens);
     let generator = web::Data::from(generator);
@@ -122,6 +149,8 @@ pub fn build<G: Generator>(
         connections: Arc::clone(&connection_stats),
         tokens: tokens.clone().into_inner(),
         cache: reported.cache,
+        #[cfg(feature = "tls")]
+        tls: tls.clone(),
     }));
     #[cfg(not(feature = "metrics"))]
     let _ = reported;
@@ -149,19 +178,31 @@ pub fn build<G: Generator>(
         #[cfg(feature = "metrics")]
         metrics: Some(metrics.clone()),
     };
-    let builder = builder.listen(
-        "plugin",
-        listeners.plugin,
-        http(
-            plugin_app,
-            limits,
-            shutdown.clone(),
-            tokens.clone().into_inner(),
-            draining.clone(),
-            refusals,
-            connection_stats,
-        ),
-    )?;
+    let plugin = Socket {
+        limits,
+        shutdown: shutdown.clone(),
+        tokens: tokens.clone().into_inner(),
+        draining: draining.clone(),
+        refusals,
+        stats: connection_stats,
+    };
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(certificates) => {
+            let handshake = Tls {
+                acceptor: tokio_rustls::TlsAcceptor::from(certificates.server_config()),
+                certificates,
+            };
+            builder.listen(
+                "plugin",
+                listeners.plugin,
+                plugin.http(plugin_app, handshake),
+            )?
+        }
+        None => builder.listen("plugin", listeners.plugin, plugin.http(plugin_app, Plain))?,
+    };
+    #[cfg(not(feature = "tls"))]
+    let builder = builder.listen("plugin", listeners.plugin, plugin.http(plugin_app, Plain))?;
     #[cfg(feature = "metrics")]
     let builder = match metrics_listener {
         Some(listener) => {
@@ -177,20 +218,15 @@ pub fn build<G: Generator>(
                 cap: METRICS_CONNECTIONS,
                 ..limits
             };
-            let refusals = Refusals { metrics: None };
-            builder.listen(
-                "metrics",
-                listener,
-                http(
-                    metrics_app,
-                    limits,
-                    shutdown,
-                    tokens.into_inner(),
-                    draining,
-                    refusals,
-                    Arc::default(),
-                ),
-            )?
+            let socket = Socket {
+                limits,
+                shutdown,
+                tokens: tokens.into_inner(),
+                draining,
+                refusals: Refusals { metrics: None },
+                stats: Arc::default(),
+            };
+            builder.listen("metrics", listener, socket.http(metrics_app, Plain))?
         }
         None => builder,
     };
@@ -226,60 +262,127 @@ impl Refusals {
     }
 }
 
-/// One socket's connections: each admitted by [`Connections`], then served
-/// by actix-http (HTTP/1.1) with the app `new_app` makes.
-fn http<F, I, S, B>(
-    new_app: F,
+/// What serves one socket's connections, but for its app.
+struct Socket {
     limits: Limits,
     shutdown: GracefulShutdownSignal,
     tokens: Arc<TokenStore>,
     draining: Arc<AtomicBool>,
     refusals: Refusals,
     stats: Arc<ConnectionStats>,
-) -> impl ServerServiceFactory<TcpStream>
-where
-    F: Fn() -> I + Send + Clone + 'static,
-    I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<actix_web::Error>,
-    S::InitError: std::fmt::Debug,
-    S::Response: Into<Response<B>>,
-    B: MessageBody + 'static,
-{
-    move || {
-        let connections = Connections::start(
-            limits.cap,
-            limits.timeouts,
-            shutdown.clone(),
-            Arc::clone(&draining),
-            Arc::clone(&stats),
-        );
-        let tokens = Arc::clone(&tokens);
-        let refusals = refusals.clone();
-        let admit = fn_service(move |stream: TcpStream| {
-            let peer = stream.peer_addr().ok();
-            let io = connections.admit(stream);
-            async move { Ok::<_, DispatchError>((io, peer)) }
-        });
-        let expect = fn_service(move |request: Request| {
-            let refusal = continue_refusal(&tokens, &refusals, request);
-            async move { refusal }
-        });
-        let app = new_app()
-            .into_factory()
-            .map_err(|error| error.into().error_response());
-        let http = HttpService::build()
-            .keep_alive(limits.timeouts.keep_alive)
-            // actix-http answers a slow first head with a 408; `Connections`
-            // bounds the heads of later requests.
-            .client_request_timeout(limits.timeouts.header)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .on_connect_ext(|io: &Guarded<TcpStream>, data: &mut Extensions| {
-                data.insert(io.connection());
-            })
-            .expect(expect)
-            .h1(map_config(app, |_| AppConfig::default()));
-        admit.and_then(http)
+}
+
+/// How an admitted connection's bytes reach HTTP: as they are, or through TLS.
+trait Handshake: Clone + Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + 'static;
+    fn accept(self, io: Guarded<TcpStream>) -> impl Future<Output = io::Result<Self::Io>>;
+    /// The connection's state, for its requests.
+    fn connection(io: &Self::Io) -> Rc<Connection>;
+}
+
+/// Plain HTTP.
+#[derive(Clone)]
+struct Plain;
+
+impl Handshake for Plain {
+    type Io = Guarded<TcpStream>;
+    fn accept(self, io: Guarded<TcpStream>) -> impl Future<Output = io::Result<Self::Io>> {
+        std::future::ready(Ok(io))
+    }
+    fn connection(io: &Self::Io) -> Rc<Connection> {
+        io.connection()
+    }
+}
+
+/// HTTPS: the handshake reads through [`Guarded`], so its bytes count as
+/// the head of the first request (a slow handshake is a slow head).
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    certificates: Arc<Certificates>,
+}
+
+#[cfg(feature = "tls")]
+impl Handshake for Tls {
+    type Io = tokio_rustls::server::TlsStream<Guarded<TcpStream>>;
+    async fn accept(self, io: Guarded<TcpStream>) -> io::Result<Self::Io> {
+        self.acceptor.accept(io).await.inspect_err(|error| {
+            let stats = self.certificates.stats();
+            stats
+                .handshakes_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::debug!("TLS handshake failed: {error}");
+        })
+    }
+    fn connection(io: &Self::Io) -> Rc<Connection> {
+        io.get_ref().0.connection()
+    }
+}
+
+impl Socket {
+    /// The socket's connections: each admitted by [`Connections`], through
+    /// `handshake`, then served by actix-http (HTTP/1.1) with the app
+    /// `new_app` makes.
+    fn http<F, I, S, B, H>(self, new_app: F, handshake: H) -> impl ServerServiceFactory<TcpStream>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error>,
+        S::InitError: std::fmt::Debug,
+        S::Response: Into<Response<B>>,
+        B: MessageBody + 'static,
+        H: Handshake,
+    {
+        let Self {
+            limits,
+            shutdown,
+            tokens,
+            draining,
+            refusals,
+            stats,
+        } = self;
+        move || {
+            let connections = Connections::start(
+                limits.cap,
+                limits.timeouts,
+                shutdown.clone(),
+                Arc::clone(&draining),
+                Arc::clone(&stats),
+            );
+            let tokens = Arc::clone(&tokens);
+            let refusals = refusals.clone();
+            let handshake = handshake.clone();
+            // A handshake per connection: cloning is two reference counts.
+            let admit = fn_service(move |stream: TcpStream| {
+                let peer = stream.peer_addr().ok();
+                let accepted = handshake.clone().accept(connections.admit(stream));
+                async move {
+                    let io = accepted.await.map_err(DispatchError::Io)?;
+                    Ok::<_, DispatchError>((io, peer))
+                }
+            });
+            let expect = fn_service(move |request: Request| {
+                let refusal = continue_refusal(&tokens, &refusals, request);
+                async move { refusal }
+            });
+            let app = new_app()
+                .into_factory()
+                .map_err(|error| error.into().error_response());
+            let http = HttpService::build()
+                .keep_alive(limits.timeouts.keep_alive)
+                // actix-http answers a slow first head with a 408; `Connections`
+                // bounds the heads of later requests.
+                .client_request_timeout(limits.timeouts.header)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .on_connect_ext(|io: &H::Io, data: &mut Extensions| {
+                    data.insert(H::connection(io));
+                })
+                .expect(expect)
+                .h1(map_config(app, |_| AppConfig::default()));
+            admit.and_then(http)
+        }
     }
 }
 

@@ -27,6 +27,8 @@ use serde_json::Value;
 
 use crate::auth::TokenStore;
 use crate::config::Config;
+/// The certificate and key files of a server serving HTTPS (the `tls` feature).
+pub use crate::config::TlsFiles;
 use crate::generator::{Generator, GeneratorError};
 use crate::protocol::{GetParamsRequest, ParameterMap};
 use crate::server::{self, Listeners};
@@ -130,12 +132,19 @@ impl TestServer {
             token_file: token_file.clone(),
             workers: Some(1),
             token_reload_interval: Duration::from_millis(100),
+            // Plain HTTP, whatever the build: a generator's tests are about
+            // its answers (the template's own tests cover HTTPS).
+            tls: None,
             ..Config::default()
         };
         adjust(&mut config);
         let tokens = Arc::new(TokenStore::load(&config.token_file).unwrap());
         tokens.watch(config.token_reload_interval);
         let listeners = Listeners::bind(&config).unwrap();
+        #[cfg(feature = "tls")]
+        if let Some(certificates) = &listeners.tls {
+            certificates.watch(config.token_reload_interval);
+        }
         let addr = listeners.plugin.local_addr().unwrap();
         let metrics_addr = listeners.metrics.as_ref().map(|l| l.local_addr().unwrap());
 

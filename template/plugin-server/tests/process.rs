@@ -2,100 +2,31 @@
 //! environment, refusing to start without a token, logging, and stopping on
 //! SIGTERM. The process is this test binary itself, re-run in "child" mode
 //! to serve `Plugin::main` with the template's test generator, so these
-//! tests need no particular generator.
+//! tests need no particular generator. They speak plain HTTP on loopback,
+//! as a sidecar does (`PLUGIN_TLS=off`); `tls.rs` runs the HTTPS process.
 
+#[path = "common/child.rs"]
+mod child;
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Scripted;
-use plugin_server::Plugin;
+use child::{EXAMPLE, free_port, plugin, refused, run_to_exit, stderr};
 use plugin_server::testing::{
     TOKEN, TempDir, connect, controller_request, exchange, read_response, request_body,
     try_exchange,
 };
 use serde_json::json;
 
-const CHILD: &str = "PLUGIN_SERVER_TEST_CHILD_ARGS";
-const EXAMPLE: &str =
-    r#"{"applicationSetName":"example","input":{"parameters":{"sets":[{"a":"1"}]}}}"#;
-
 /// Not a test: the body of the child process (see the module comment),
 /// which the tests below run with `--ignored`.
 #[test]
 #[ignore = "the plugin process the tests below start"]
 fn child_process() {
-    let args = std::env::var(CHILD).expect("run by this file's tests, with their arguments");
-    let args: Vec<String> = serde_json::from_str(&args).expect("child args");
-    let plugin = Plugin {
-        name: "test-plugin",
-        version: "0.1.0",
-        default_port: 4355,
-        example_request: EXAMPLE,
-    };
-    let code = plugin.main_with_args(args, || match std::env::var("TEST_GENERATOR_FAILS") {
-        Ok(message) => Err(message),
-        Err(_) => Ok(Scripted),
-    });
-    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The plugin process with `args`, serving on `addr` with `token_file`.
-fn plugin(args: &[&str], token_file: &std::path::Path, addr: SocketAddr) -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "child_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env_clear()
-        .env(CHILD, serde_json::to_string(args).unwrap())
-        .env("PLUGIN_TOKEN_FILE", token_file)
-        .env("PLUGIN_LISTEN_ADDR", addr.to_string())
-        .env("PLUGIN_METRICS_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        // Stop at once on SIGTERM; `sigterm_drains_...` tests the drain.
-        .env("PLUGIN_DRAIN_SECS", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn run_to_exit(command: &mut Command) -> Output {
-    let mut child = command.spawn().expect("starting the plugin");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the plugin did not stop by itself");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Runs `command`, which must fail to start (exit code 1); its error output.
-fn refused(command: &mut Command) -> String {
-    let output = run_to_exit(command);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    stderr(&output)
+    child::main();
 }
 
 /// Starts the plugin and waits until it answers its liveness probe.
@@ -413,9 +344,12 @@ fn healthcheck_subcommand_reports_the_running_plugin() {
     let (child, addr) = start(&token);
     let healthcheck = |addr: SocketAddr| run_to_exit(&mut plugin(&["healthcheck"], &token, addr));
     assert!(healthcheck(addr).status.success());
-    // A wildcard listen address is checked on loopback.
-    let wildcard = SocketAddr::from(([0, 0, 0, 0], addr.port()));
-    assert!(healthcheck(wildcard).status.success());
+    // A wildcard listen address is checked on loopback (with `tls` it
+    // serves HTTPS alone: tls.rs).
+    if !cfg!(feature = "tls") {
+        let wildcard = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        assert!(healthcheck(wildcard).status.success());
+    }
     terminate(&child);
     let output = healthcheck(free_port());
     assert!(!output.status.success());
