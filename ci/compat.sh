@@ -31,7 +31,7 @@ check() {
 }
 
 check
-check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false -d http_client=true
+check -d plugin_port=8088 -d plugin_namespace=team-a -d metrics=false -d github_actions=false -d http_client=true -d tls=true
 
 # The README's `cargo generate --path .` commands, as written (plus --silent
 # where they would prompt), in a fresh clone: they must succeed, leave the
@@ -67,13 +67,13 @@ echo "the README's render commands work as written and leave the clone clean"
 # The floors of the dependencies' versions: plugin-server's comments rely on
 # actix-http 3.20's handling of unread bodies, and every floor must build.
 # cargo-minimal-versions resolves each direct dependency of the rendered
-# project (the http_client example, which has the most, with every
+# project (the http_client example with tls, which has the most, with every
 # feature) to the lowest version its manifest allows, on stable Rust, and
 # checks every target.
 hack=$(cd "$repo" && cargo run --quiet -p template-ci -- tool cargo-hack)
 minimal=$(cd "$repo" && cargo run --quiet -p template-ci -- tool cargo-minimal-versions)
 cargo run --quiet -p template-ci -- render --name floors-plugin --into "$work/floors" \
-    --template "$work/repo" -d http_client=true >/dev/null 2>&1
+    --template "$work/repo" -d http_client=true -d tls=true >/dev/null 2>&1
 (
     cd "$work/floors/floors-plugin"
     PATH="$(dirname "$hack"):$(dirname "$minimal"):$PATH" \

@@ -4,9 +4,13 @@
 //! It is written from the controller's behaviour, not from the plugin's code.
 
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ClientConfig;
+
+use crate::tls::Stream;
 use plugin_server::testing::{Response, read_response};
 use serde_json::{Map, Value, json};
 
@@ -16,7 +20,9 @@ pub const GET_PARAMS_PATH: &str = "/api/v1/getparams.execute";
 pub struct Controller {
     addr: SocketAddr,
     token: String,
-    connection: Option<BufReader<TcpStream>>,
+    /// HTTPS, trusting what this trusts.
+    tls: Option<Arc<ClientConfig>>,
+    connection: Option<BufReader<Box<dyn Stream>>>,
 }
 
 impl Controller {
@@ -24,7 +30,16 @@ impl Controller {
         Self {
             addr,
             token: token.to_owned(),
+            tls: None,
             connection: None,
+        }
+    }
+
+    /// The controller of a `https://` baseUrl.
+    pub fn https(addr: SocketAddr, token: &str, tls: Arc<ClientConfig>) -> Self {
+        Self {
+            tls: Some(tls),
+            ..Self::new(addr, token)
         }
     }
 
@@ -58,10 +73,8 @@ impl Controller {
     /// Sends raw request bytes on the kept-alive connection and reads the reply.
     pub fn send(&mut self, request: &[u8]) -> Result<Response, String> {
         if self.connection.is_none() {
-            let stream = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
+            let timeout = Duration::from_secs(30);
+            let stream = crate::tls::connect(self.addr, self.tls.as_ref(), timeout)?;
             self.connection = Some(BufReader::new(stream));
         }
         let connection = self.connection.as_mut().expect("connected above");

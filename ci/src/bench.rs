@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::argocd::Controller;
@@ -43,6 +44,10 @@ pub struct Report {
     pub peak_rss_kib: u64,
     pub ready_ms: f64,
     pub binary_bytes: u64,
+    /// The same plugin with `tls`.
+    pub tls_idle_rss_kib: u64,
+    pub tls_peak_rss_kib: u64,
+    pub tls_binary_bytes: u64,
     pub dependencies: usize,
     pub machine: String,
     pub options: String,
@@ -68,15 +73,21 @@ fn spawn(command: &mut Command) -> Result<Server, String> {
         .map_err(|e| format!("cannot start {line}: {e}"))
 }
 
-/// Waits until `addr` answers the example request with the example's answer.
+/// Waits until `addr` answers the example request with the example's
+/// answer (over HTTPS when `tls` is given).
 fn wait_ready(
     addr: SocketAddr,
     server: &mut Server,
     example: &Example,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Duration, String> {
     let started = Instant::now();
     loop {
-        if Controller::new(addr, TOKEN)
+        let mut controller = match tls {
+            Some(config) => Controller::https(addr, TOKEN, Arc::clone(config)),
+            None => Controller::new(addr, TOKEN),
+        };
+        if controller
             .post(&example.request)
             .is_ok_and(|sets| sets == example.sets)
         {
@@ -92,8 +103,8 @@ fn wait_ready(
     }
 }
 
-/// Runs `wrk` against `addr` and parses its report.
-fn wrk(name: &str, addr: SocketAddr, script: &Path, options: &Options) -> Result<Load, String> {
+/// Runs `wrk` against `url` and parses its report.
+fn wrk(name: &str, url: &str, script: &Path, options: &Options) -> Result<Load, String> {
     let output = run_command(Command::new("wrk").args([
         "-t1",
         &format!("-c{}", options.connections),
@@ -101,7 +112,7 @@ fn wrk(name: &str, addr: SocketAddr, script: &Path, options: &Options) -> Result
         "--latency",
         "-s",
         &script.display().to_string(),
-        &format!("http://{addr}/api/v1/getparams.execute"),
+        url,
     ]))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let number_after = |label: &str| -> Option<f64> {
@@ -174,10 +185,17 @@ fn nginx_config(dir: &Path, port: u16, access_log: bool, answer: &str) -> String
     )
 }
 
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/api/v1/getparams.execute")
+}
+
 /// Runs the whole benchmark against the plugin `binary` built from
-/// `project`, loading each server with the project's example request.
+/// `project`, loading each server with the project's example request; and
+/// with `tls_binary` (the same plugin rendered with `tls`) HTTPS against
+/// HTTP, kept alive and with a new connection per request.
 pub fn run(
     binary: &Path,
+    tls_binary: &Path,
     project: &Path,
     python_plugin: &Path,
     options: &Options,
@@ -202,15 +220,19 @@ pub fn run(
     let token_file = dir.join("token");
     fs_err::write(&token_file, TOKEN).map_err(|e| e.to_string())?;
     let script = dir.join("post.lua");
+    let post = format!(
+        "wrk.method = \"POST\"\nwrk.body = '{body}\\n'\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {TOKEN}\"\n\
+         wrk.headers[\"User-Agent\"] = \"argocd-applicationset\"\n\
+         wrk.headers[\"Accept-Encoding\"] = \"gzip\"\n"
+    );
+    fs_err::write(&script, &post).map_err(|e| e.to_string())?;
+    // A new connection per request: with TLS, a full handshake each.
+    let storm = dir.join("post-close.lua");
     fs_err::write(
-        &script,
-        format!(
-            "wrk.method = \"POST\"\nwrk.body = '{body}\\n'\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {TOKEN}\"\n\
-             wrk.headers[\"User-Agent\"] = \"argocd-applicationset\"\n\
-             wrk.headers[\"Accept-Encoding\"] = \"gzip\"\n"
-        ),
+        &storm,
+        format!("{post}wrk.headers[\"Connection\"] = \"close\"\n"),
     )
     .map_err(|e| e.to_string())?;
 
@@ -226,7 +248,7 @@ pub fn run(
     };
 
     // The plugin, as deployed: default workers, RUST_LOG=info (one log line a request).
-    let plugin = |addr: SocketAddr| {
+    let plugin = |binary: &Path, addr: SocketAddr| {
         let mut command = Command::new(binary);
         command
             .env("PLUGIN_TOKEN_FILE", &token_file)
@@ -238,20 +260,57 @@ pub fn run(
     let mut ready = Vec::new();
     for _ in 0..9 {
         let addr = free_port();
-        let mut server = spawn(&mut plugin(addr))?;
-        ready.push(wait_ready(addr, &mut server, &example)?.as_secs_f64() * 1000.0);
+        let mut server = spawn(&mut plugin(binary, addr))?;
+        ready.push(wait_ready(addr, &mut server, &example, None)?.as_secs_f64() * 1000.0);
     }
     report.ready_ms = crate::load::percentile(&ready, 50.0);
 
     let addr = free_port();
-    let mut server = spawn(&mut plugin(addr))?;
-    wait_ready(addr, &mut server, &example)?;
+    let mut server = spawn(&mut plugin(binary, addr))?;
+    wait_ready(addr, &mut server, &example, None)?;
     std::thread::sleep(Duration::from_millis(300));
     report.idle_rss_kib = rss_kib(server.0.id()).unwrap_or(0);
+    report.loads.push(wrk(
+        "plugin (Rust, this template)",
+        &url(addr),
+        &script,
+        options,
+    )?);
+    report.peak_rss_kib = peak_rss_kib(server.0.id()).unwrap_or(0);
+    report.loads.push(wrk(
+        "plugin, a new connection per request",
+        &url(addr),
+        &storm,
+        options,
+    )?);
+    drop(server);
+
+    // The same plugin rendered with `tls`, serving a certificate of a test CA.
+    let ca = crate::tls::TestCa::get();
+    let pair = ca.issue(dir, "bench")?;
+    let addr = free_port();
+    let mut server = spawn(
+        plugin(tls_binary, addr)
+            .env("PLUGIN_TLS_CERT_FILE", &pair.cert)
+            .env("PLUGIN_TLS_KEY_FILE", &pair.key),
+    )?;
+    let https = format!("https://{addr}/api/v1/getparams.execute");
+    wait_ready(addr, &mut server, &example, Some(&ca.client()))?;
+    std::thread::sleep(Duration::from_millis(300));
+    report.tls_idle_rss_kib = rss_kib(server.0.id()).unwrap_or(0);
     report
         .loads
-        .push(wrk("plugin (Rust, this template)", addr, &script, options)?);
-    report.peak_rss_kib = peak_rss_kib(server.0.id()).unwrap_or(0);
+        .push(wrk("plugin over HTTPS (tls)", &https, &script, options)?);
+    report.loads.push(wrk(
+        "plugin over HTTPS, a new connection (handshake) per request",
+        &https,
+        &storm,
+        options,
+    )?);
+    report.tls_peak_rss_kib = peak_rss_kib(server.0.id()).unwrap_or(0);
+    report.tls_binary_bytes = fs_err::metadata(tls_binary)
+        .map_err(|e| e.to_string())?
+        .len();
     drop(server);
 
     for (name, access_log) in [
@@ -273,8 +332,8 @@ pub fn run(
                 .arg(&config)
                 .args(["-g", "daemon off;"]),
         )?;
-        wait_ready(addr, &mut server, &example)?;
-        report.loads.push(wrk(name, addr, &script, options)?);
+        wait_ready(addr, &mut server, &example, None)?;
+        report.loads.push(wrk(name, &url(addr), &script, options)?);
     }
 
     let addr = free_port();
@@ -287,10 +346,10 @@ pub fn run(
             .arg(&token_file)
             .arg(&answer_file),
     )?;
-    wait_ready(addr, &mut server, &example)?;
+    wait_ready(addr, &mut server, &example, None)?;
     report.loads.push(wrk(
         "Python http.server (upstream approach)",
-        addr,
+        &url(addr),
         &script,
         options,
     )?);
@@ -331,6 +390,16 @@ fn machine() -> String {
 impl Report {
     fn load(&self, prefix: &str) -> Option<&Load> {
         self.loads.iter().find(|l| l.name.starts_with(prefix))
+    }
+
+    /// One load's requests/s over another's, from the same run.
+    pub fn between(&self, load: &str, other: &str) -> f64 {
+        match (self.load(load), self.load(other)) {
+            (Some(load), Some(other)) if other.requests_per_second > 0.0 => {
+                load.requests_per_second / other.requests_per_second
+            }
+            _ => 0.0,
+        }
     }
 
     /// The plugin's requests/s over another server's, from the same run.
@@ -383,12 +452,20 @@ pub fn markdown(report: &Report) -> String {
         out,
         "\n| plugin | value |\n|---|---:|\n| idle RSS | {:.1} MiB |\n| peak RSS under load | {:.1} MiB |\n\
          | exec to ready (median of 9) | {:.1} ms |\n| release binary | {:.2} MiB |\n\
-         | dependencies (`cargo tree --prefix none \\| sort -u`) | {} |",
+         | dependencies (`cargo tree --prefix none \\| sort -u`) | {} |\n\
+         | with `tls`: idle RSS | {:.1} MiB |\n| with `tls`: peak RSS under load | {:.1} MiB |\n\
+         | with `tls`: release binary | {:.2} MiB |\n\
+         | HTTPS ÷ HTTP, kept alive | {:.2}× |\n| HTTPS ÷ HTTP, a new connection per request | {:.2}× |",
         report.idle_rss_kib as f64 / 1024.0,
         report.peak_rss_kib as f64 / 1024.0,
         report.ready_ms,
         report.binary_bytes as f64 / (1024.0 * 1024.0),
         report.dependencies,
+        report.tls_idle_rss_kib as f64 / 1024.0,
+        report.tls_peak_rss_kib as f64 / 1024.0,
+        report.tls_binary_bytes as f64 / (1024.0 * 1024.0),
+        report.between("plugin over HTTPS (tls)", "plugin (Rust"),
+        report.between("plugin over HTTPS, a new", "plugin, a new"),
     );
     out
 }

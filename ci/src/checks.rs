@@ -49,7 +49,11 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
     fs_err::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let mut install = Vec::new();
     let mut local = Vec::new();
-    for kustomization in ["deploy", "deploy/local", "deploy/sidecar-example"] {
+    let mut kustomizations = vec!["deploy", "deploy/local", "deploy/sidecar-example"];
+    if project.dir.join("deploy/argocd-trust-example").exists() {
+        kustomizations.push("deploy/argocd-trust-example");
+    }
+    for kustomization in kustomizations {
         let yaml = kustomize(&project.dir.join(kustomization))?;
         let file = scratch.join(format!("{}.yaml", kustomization.replace('/', "-")));
         fs_err::write(&file, &yaml).map_err(|e| e.to_string())?;
@@ -73,6 +77,9 @@ pub fn deploy(project: &Project) -> Result<Vec<Value>, String> {
         alerts(project, &install)?;
     }
     external_secrets(project, &install)?;
+    if crate::tls_manifests::serves_https(&install, &project.name) {
+        crate::tls_manifests::check(project, &install)?;
+    }
     run(
         &project.dir,
         &tool("hadolint")?,
@@ -415,7 +422,12 @@ pub fn wiring(name: &str, install: &[Value], secrets: &[Value]) -> Result<(), St
     let base_url = string(configmap, "/data/baseUrl")?;
     // `<service>.<namespace>.svc`: any cluster domain, and no trailing dot,
     // which Go's NO_PROXY matching does not strip.
-    let expected = format!("http://{name}.{plugin_ns}.svc:{port}");
+    let scheme = if crate::tls_manifests::serves_https(install, name) {
+        "https"
+    } else {
+        "http"
+    };
+    let expected = format!("{scheme}://{name}.{plugin_ns}.svc:{port}");
     ensure!(
         base_url == expected,
         "ConfigMap {name}: baseUrl is {base_url}, but the Service is at {expected}"

@@ -3,7 +3,7 @@
 //! socket, token rotation, the README's curl.
 
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::argocd::{Controller, GET_PARAMS_PATH};
 use crate::command::run_command;
 use crate::project::{Project, Running};
-use plugin_server::testing::read_response;
+use crate::tls_checks;
+use plugin_server::testing::{Response, read_response};
 
 /// A token file in this run's folder.
 pub fn token_file(name: &str, content: &str) -> PathBuf {
@@ -33,8 +34,14 @@ pub fn run(project: &Project) -> Result<(), String> {
     let token = "conformance-token-7f3a9c";
     let file = token_file(&format!("conformance-{name}"), &format!("{token}\n"));
     let plugin = Running::start(project, &file)?;
-    let mut controller = Controller::new(plugin.addr, token);
+    let mut controller = plugin.controller(token);
     let fail = |what: &str, detail: String| format!("{name}: {what}: {detail}");
+    // With `tls`, a handshake that stalls is bounded like a slow head
+    // (10 s); measured beside the other checks.
+    let slow_handshake = plugin
+        .https
+        .is_some()
+        .then(|| tls_checks::slow_handshake(plugin.addr));
 
     // Argo CD's own client sends the example request and the wrong token
     // (`judge.rs`); what follows is what it cannot exercise.
@@ -51,7 +58,7 @@ pub fn run(project: &Project) -> Result<(), String> {
     );
 
     // No token: Argo CD sends no header when its Secret holds an empty one.
-    let absent = Controller::new(plugin.addr, "").get_params("shop", &json!({}));
+    let absent = plugin.controller("").get_params("shop", &json!({}));
     ensure!(
         absent
             .as_ref()
@@ -61,7 +68,7 @@ pub fn run(project: &Project) -> Result<(), String> {
 
     // The token is checked before the body is read: a body announced and
     // never sent still gets its 403 at once.
-    let early = token_before_body(plugin.addr).map_err(|e| fail("403 before the body", e))?;
+    let early = token_before_body(&plugin).map_err(|e| fail("403 before the body", e))?;
     ensure!(
         early == 403,
         "{name}: a wrong token with an unsent body answered {early}"
@@ -100,19 +107,28 @@ pub fn run(project: &Project) -> Result<(), String> {
     }
 
     // A 20 MB body is refused with 413, and the plugin keeps serving.
-    oversized_body(plugin.addr, token).map_err(|e| fail("20 MB body", e))?;
+    oversized_body(&plugin, token).map_err(|e| fail("20 MB body", e))?;
     let after = controller.post(&example.request);
     ensure!(
         after.as_ref() == Ok(&example.sets),
         "{name}: after a 413: {after:?}"
     );
 
-    // The README's curl: no JSON Content-Type.
-    let output = run_command(Command::new("curl").args([
+    // The README's curl: no JSON Content-Type (with `tls`, trusting the CA).
+    let mut curl = Command::new("curl");
+    let scheme = match &project.tls {
+        Some(_) => {
+            curl.arg("--cacert")
+                .arg(crate::tls::TestCa::get().ca_file());
+            "https"
+        }
+        None => "http",
+    };
+    let output = run_command(curl.args([
         "-sS",
         "-w",
         "\n%{http_code}",
-        &format!("http://{}{GET_PARAMS_PATH}", plugin.addr),
+        &format!("{scheme}://{}{GET_PARAMS_PATH}", plugin.addr),
         "-H",
         &format!("Authorization: Bearer {token}"),
         "-d",
@@ -162,7 +178,7 @@ pub fn run(project: &Project) -> Result<(), String> {
     // A rotated token file is followed without a restart.
     fs_err::write(&file, "rotated-token-41b2\n").map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(6);
-    let mut rotated = Controller::new(plugin.addr, "rotated-token-41b2");
+    let mut rotated = plugin.controller("rotated-token-41b2");
     while rotated.post(&example.request).is_err() {
         ensure!(
             Instant::now() < deadline,
@@ -170,12 +186,28 @@ pub fn run(project: &Project) -> Result<(), String> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let old = Controller::new(plugin.addr, token).post(&example.request);
+    let old = plugin.controller(token).post(&example.request);
     ensure!(
         old.as_ref()
             .is_err_and(|e| e.starts_with("API error with status code 403")),
         "{name}: the old token after rotation gave {old:?}, not a 403"
     );
+
+    if let Some(pair) = &project.tls {
+        tls_checks::run(
+            project,
+            &plugin,
+            pair,
+            "rotated-token-41b2",
+            &example.request,
+        )?;
+        if let Some(check) = slow_handshake {
+            check
+                .join()
+                .map_err(|_| format!("{name}: the slow handshake check panicked"))?
+                .map_err(|e| fail("a stalled TLS handshake", e))?;
+        }
+    }
 
     // SIGTERM: a clean exit.
     let status = plugin.terminate()?;
@@ -186,11 +218,8 @@ pub fn run(project: &Project) -> Result<(), String> {
     Ok(())
 }
 
-fn token_before_body(addr: SocketAddr) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
+fn token_before_body(plugin: &Running) -> Result<u16, String> {
+    let mut stream = plugin.connect(Duration::from_secs(3))?;
     let head = format!(
         "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer wrong\r\nContent-Length: 1000\r\n\r\n"
     );
@@ -202,8 +231,11 @@ fn token_before_body(addr: SocketAddr) -> Result<u16, String> {
     Ok(reply.status)
 }
 
-fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
-    let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+fn oversized_body(plugin: &Running, token: &str) -> Result<(), String> {
+    if plugin.https.is_some() {
+        return announced_oversized_body(plugin, token);
+    }
+    let stream = TcpStream::connect(plugin.addr).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -226,6 +258,25 @@ fn oversized_body(addr: SocketAddr, token: &str) -> Result<(), String> {
     });
     let reply = read_response(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
     let _ = sender.join();
+    refused_as_too_large(&reply)
+}
+
+/// Over TLS, where one connection cannot be read and written from two
+/// threads: 20 MB announced, none of it sent, answered 413 at once.
+fn announced_oversized_body(plugin: &Running, token: &str) -> Result<(), String> {
+    let mut stream = plugin.connect(Duration::from_secs(10))?;
+    let head = format!(
+        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let reply = read_response(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
+    refused_as_too_large(&reply)
+}
+
+fn refused_as_too_large(reply: &Response) -> Result<(), String> {
     ensure!(
         reply.status == 413
             && reply

@@ -239,17 +239,28 @@ fn bench(seconds: Option<u64>, connections: Option<u32>, smoke: bool) -> Result<
         || cargo_in_shared_target(&project, &["build", "--release", "--locked", "--quiet"]),
     )?;
     let binary = rendered_target_dir().join("release").join("plugin-bench");
+    let tls_project = Render::new("plugin-bench-tls")
+        .define("tls", "true")
+        .into_dir(&options.out)?;
+    progress::run(
+        &format!("building {} for release", tls_project.display()),
+        Some(template_ci::tools::FIRST_USE.release_build),
+        || cargo_in_shared_target(&tls_project, &["build", "--release", "--locked", "--quiet"]),
+    )?;
+    let tls_binary = rendered_target_dir()
+        .join("release")
+        .join("plugin-bench-tls");
     let python = repo_root()
         .join("ci")
         .join("bench")
         .join("python_plugin.py");
     let report = progress::run(
         &format!(
-            "measuring the plugin, nginx and Python, {} s each with {} connections",
+            "measuring the plugin (HTTP and HTTPS), nginx and Python, {} s each with {} connections",
             options.seconds, options.connections
         ),
         None,
-        || template_ci::bench::run(&binary, &project, &python, &options),
+        || template_ci::bench::run(&binary, &tls_binary, &project, &python, &options),
     )?;
     println!("{}", template_ci::bench::markdown(&report));
     let target = |name: &str, ok: bool| println!("- {name}: {}", if ok { "met" } else { "MISSED" });
@@ -263,19 +274,30 @@ fn bench(seconds: Option<u64>, connections: Option<u32>, smoke: bool) -> Result<
         report.ratio("nginx, fixed body, access log") >= 0.7,
     );
     target("plugin ≥ 20 × Python", report.ratio("Python") >= 20.0);
+    target(
+        "HTTPS ≥ 0.6 × HTTP, kept alive",
+        report.between("plugin over HTTPS (tls)", "plugin (Rust") >= 0.6,
+    );
     target("idle RSS ≤ 8 MiB", report.idle_rss_kib <= 8 * 1024);
     target("ready ≤ 50 ms after exec", report.ready_ms <= 50.0);
-    let plugin = &report.loads[0];
+    let clean = |load: &template_ci::bench::Load| {
+        load.requests > 0 && load.errors == 0 && load.non_2xx == 0
+    };
+    let plugins: Vec<_> = report
+        .loads
+        .iter()
+        .filter(|load| load.name.starts_with("plugin"))
+        .collect();
     target(
-        "plugin: zero errors and zero non-2xx",
-        plugin.errors == 0 && plugin.non_2xx == 0,
+        "plugin (HTTP and HTTPS): zero errors and zero non-2xx",
+        plugins.iter().all(|load| clean(load)),
     );
     println!(
         "
 Written: {0}/results.md and {0}/results.svg",
         options.out.display()
     );
-    if smoke && (plugin.requests == 0 || plugin.errors > 0 || plugin.non_2xx > 0) {
+    if smoke && !plugins.iter().all(|load| clean(load)) {
         return Err("smoke run: the plugin did not answer the benchmark cleanly".into());
     }
     Ok(())

@@ -4,9 +4,10 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::argocd::Controller;
 use crate::command::{own_cargo_environment, run_command};
 use crate::example::Example;
 use crate::render::Render;
@@ -17,8 +18,11 @@ use crate::render::Render;
 pub struct Project {
     pub name: String,
     pub dir: PathBuf,
-    /// Environment the plugin's generator needs to start (none for most).
+    /// Environment the plugin needs to start: its generator's settings
+    /// (none for most), and with `tls` the certificate files.
     pub env: Vec<(String, String)>,
+    /// With `tls`: the certificate the plugin serves, from the run's CA.
+    pub tls: Option<crate::tls::Pair>,
     release: OnceLock<Result<PathBuf, String>>,
     example: OnceLock<Result<Example, String>>,
 }
@@ -49,15 +53,28 @@ impl Project {
             .answers
             .iter()
             .any(|(key, value)| key == "http_client" && value == "true");
-        let env = if http_client {
+        let mut env = if http_client {
             crate::upstream::http_client_env()
         } else {
             Vec::new()
+        };
+        let tls = if plugin_server_features(dir).contains(&"tls".to_owned()) {
+            let files = crate::run_dir().join("tls").join(&recorded.name);
+            let pair = crate::tls::TestCa::get().issue(&files, "plugin")?;
+            env.push((
+                "PLUGIN_TLS_CERT_FILE".into(),
+                pair.cert.display().to_string(),
+            ));
+            env.push(("PLUGIN_TLS_KEY_FILE".into(), pair.key.display().to_string()));
+            Some(pair)
+        } else {
+            None
         };
         Ok(Self {
             name: recorded.name,
             dir: dir.to_path_buf(),
             env,
+            tls,
             release: OnceLock::new(),
             example: OnceLock::new(),
         })
@@ -66,8 +83,7 @@ impl Project {
     /// Whether the project serves `/metrics` (the option turns on the
     /// plugin-server feature).
     pub fn metrics(&self) -> bool {
-        self.read("Cargo.toml")
-            .contains(r#"features = ["metrics"]"#)
+        plugin_server_features(&self.dir).contains(&"metrics".to_owned())
     }
 
     /// `cargo <args>` in the project, building into the shared target dir
@@ -113,6 +129,23 @@ impl Project {
         std::fs::read_to_string(self.dir.join(path))
             .unwrap_or_else(|e| panic!("{}/{path}: {e}", self.dir.display()))
     }
+}
+
+/// The features the project's Cargo.toml turns on in plugin-server.
+fn plugin_server_features(dir: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+    manifest
+        .lines()
+        .find(|line| line.starts_with("plugin-server = "))
+        .and_then(|line| line.split_once("features = [")?.1.split_once(']'))
+        .map(|(features, _)| {
+            features
+                .split(',')
+                .map(|feature| feature.trim().trim_matches('"').to_owned())
+                .filter(|feature| !feature.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Runs cargo in `project` with the shared target dir; see [`Project::cargo`].
@@ -161,6 +194,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where it serves `GET /metrics` (when the project has metrics).
     pub metrics_addr: SocketAddr,
+    /// With `tls`: a client that trusts the plugin's certificate.
+    pub https: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Running {
@@ -191,10 +226,15 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {line}: {e}"))?;
+        let https = project
+            .tls
+            .as_ref()
+            .map(|_| crate::tls::TestCa::get().client());
         let mut running = Self {
             child,
             addr,
             metrics_addr,
+            https,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
@@ -211,6 +251,19 @@ impl Running {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(running)
+    }
+
+    /// Argo CD's controller calling this plugin (over HTTPS with `tls`).
+    pub fn controller(&self, token: &str) -> Controller {
+        match &self.https {
+            Some(tls) => Controller::https(self.addr, token, Arc::clone(tls)),
+            None => Controller::new(self.addr, token),
+        }
+    }
+
+    /// A new connection to the plugin's port, over TLS with `tls`.
+    pub fn connect(&self, timeout: Duration) -> Result<Box<dyn crate::tls::Stream>, String> {
+        crate::tls::connect(self.addr, self.https.as_ref(), timeout)
     }
 
     /// Sends SIGTERM and waits for the exit.

@@ -17,9 +17,9 @@ use template_ci::render::Render;
 const CI: &str = env!("CARGO_BIN_EXE_template-ci");
 
 /// The four combinations of `metrics` and `github_actions` (the first is the
-/// default rendering), and the HTTP client example, whose name sorts after
-/// every dependency in the lock file.
-const VARIANTS: [(&str, &[(&str, &str)]); 5] = [
+/// default rendering), the HTTP client example, whose name sorts after
+/// every dependency in the lock file, and HTTPS (with metrics).
+const VARIANTS: [(&str, &[(&str, &str)]); 6] = [
     ("plugin-default", &[]),
     (
         "plugin-m1-g0",
@@ -34,6 +34,7 @@ const VARIANTS: [(&str, &[(&str, &str)]); 5] = [
         &[("metrics", "false"), ("github_actions", "false")],
     ),
     ("zz-http-plugin", &[("http_client", "true")]),
+    ("plugin-tls", &[("tls", "true")]),
 ];
 
 fn project(index: usize) -> &'static Project {
@@ -59,10 +60,11 @@ fn option(index: usize, key: &str, default: bool) -> bool {
 }
 
 /// What changes the release binary (`github_actions` adds files only).
-fn build(index: usize) -> (bool, bool) {
+fn build(index: usize) -> (bool, bool, bool) {
     (
         option(index, "metrics", true),
         option(index, "http_client", false),
+        option(index, "tls", false),
     )
 }
 
@@ -70,8 +72,18 @@ fn check_variant(index: usize) {
     let metrics = option(index, "metrics", true);
     let github_actions = option(index, "github_actions", true);
     let http_client = option(index, "http_client", false);
+    let tls = option(index, "tls", false);
     let project = project(index);
     let has = |path: &str| project.dir.join(path).exists();
+    assert_eq!(project.tls.is_some(), tls);
+    assert_eq!(has("deploy/base/certificate.yaml"), tls);
+    assert_eq!(has("deploy/components/argocd-trust"), tls);
+    assert_eq!(
+        project
+            .read("deploy/base/argocd-configmap.yaml")
+            .contains("baseUrl: \"https://"),
+        tls
+    );
     assert_eq!(project.metrics(), metrics);
     assert_eq!(
         project
@@ -133,6 +145,11 @@ fn neither_metrics_nor_github_actions() {
 #[test]
 fn http_client_example() {
     check_variant(4);
+}
+
+#[test]
+fn https_on_the_plugins_port() {
+    check_variant(5);
 }
 
 fn default_release_binary() -> &'static PathBuf {

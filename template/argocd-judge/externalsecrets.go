@@ -30,15 +30,11 @@ func checkExternalSecrets(dir string) error {
 	if err != nil {
 		return err
 	}
-	crd, err := externalSecretCRDFile(dir)
+	schema, err := externalSecrets.crd(dir, externalSecretCRD)
 	if err != nil {
 		return err
 	}
-	externalSecrets, err := loadSchema(filepath.Dir(crd), filepath.Base(crd))
-	if err != nil {
-		return err
-	}
-	count, err := externalSecrets.validateAll(objects)
+	count, err := schema.validateAll(objects)
 	if err != nil {
 		return fmt.Errorf("%s: %w", externalSecretsComponent, err)
 	}
@@ -66,7 +62,7 @@ func checkExternalSecrets(dir string) error {
 		return fmt.Errorf("%s: no ExternalSecret templates a token for Argo CD", externalSecretsComponent)
 	}
 	fmt.Printf("%s: %d ExternalSecrets valid against the operator's CRD (%s); Argo CD's gets the first token of a rotation\n",
-		externalSecretsComponent, count, externalSecretsVersion)
+		externalSecretsComponent, count, externalSecrets.version)
 	return nil
 }
 
@@ -114,8 +110,8 @@ func renderExternalSecretTemplate(text string, data map[string]string) (string, 
 }
 
 // nested is object[keys[0]][keys[1]]..., or nil.
-func nested(object map[string]any, keys ...string) any {
-	var value any = object
+func nested(object any, keys ...string) any {
+	value := object
 	for _, key := range keys {
 		m, ok := value.(map[string]any)
 		if !ok {

@@ -108,6 +108,13 @@ func projectCommand(args []string) error {
 	if err := proxyCommand(project.baseURLs()); err != nil {
 		return err
 	}
+	if project.https() {
+		// First: Go reads its roots once, at the first handshake.
+		if project.tls, err = setUpTLS(*dir); err != nil {
+			return err
+		}
+		defer project.tls.close()
+	}
 	checked, err := checkApplication(*dir, crds)
 	if err != nil {
 		return err
@@ -137,7 +144,7 @@ func projectCommand(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w%s", err, plugin.logTail())
 	}
-	judge, err := newJudge(project, plugin.url, crds)
+	judge, err := newJudge(project, plugin, crds)
 	if err != nil {
 		return err
 	}

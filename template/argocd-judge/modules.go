@@ -7,16 +7,21 @@ import (
 	"strings"
 )
 
-// The External Secrets Operator release whose CRD the project's
-// ExternalSecrets are validated against: its Go module carries it, and the
-// module proxy serves it with this checksum. It is no dependency of the
-// judge (its Kubernetes versions would fight Argo CD's), only downloaded.
-const (
-	externalSecretsModule  = "github.com/external-secrets/external-secrets"
-	externalSecretsVersion = "v0.16.2"
-	externalSecretsSum     = "h1:iNY+gIgSyL5higXTfnz+hdPCaiB/43UiHLqE7HBpj68="
-	externalSecretCRD      = "config/crds/bases/external-secrets.io_externalsecrets.yaml"
+// An operator's release whose CRDs the project's objects are validated
+// against: its Go module carries them, and the module proxy serves it with
+// this checksum. None is a dependency of the judge (their Kubernetes
+// versions would fight Argo CD's), only downloaded.
+type operator struct {
+	module, version, sum string
+}
+
+var (
+	externalSecrets = operator{"github.com/external-secrets/external-secrets", "v0.16.2", "h1:iNY+gIgSyL5higXTfnz+hdPCaiB/43UiHLqE7HBpj68="}
+	certManager     = operator{"github.com/cert-manager/cert-manager", "v1.21.2", "h1:UWgoYM+KLNtRlqmoWOKjKBOBUPVHeepQ6/ac3ERJW68="}
+	trustManager    = operator{"github.com/cert-manager/trust-manager", "v0.25.0", "h1:nGtkHH9wEacI5uACdsq8wqCKWsCw1PMrwHPJcrUFUXA="}
 )
+
+const externalSecretCRD = "config/crds/bases/external-secrets.io_externalsecrets.yaml"
 
 // moduleDir is this judge's Go module in the project: Go runs there, so
 // it reads the module's go.mod and go.sum.
@@ -34,20 +39,20 @@ func argoCDCRDs(project string) (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "manifests", "crds"), nil
 }
 
-// externalSecretCRDFile downloads the operator's module (once; Go keeps it)
-// and returns its ExternalSecret CRD.
-func externalSecretCRDFile(project string) (string, error) {
-	module := externalSecretsModule + "@" + externalSecretsVersion
+// crd downloads the operator's module (once; Go keeps it) and loads the
+// CRD at file in it.
+func (o operator) crd(project, file string) (*schema, error) {
+	module := o.module + "@" + o.version
 	out, err := output(moduleDir(project), "go", "mod", "download", "-json", module)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var download struct{ Dir, Sum, Error string }
 	if err := json.Unmarshal(out, &download); err != nil {
-		return "", fmt.Errorf("go mod download %s: %w", module, err)
+		return nil, fmt.Errorf("go mod download %s: %w", module, err)
 	}
-	if download.Sum != externalSecretsSum {
-		return "", fmt.Errorf("%s: checksum %q, expected %q %s", module, download.Sum, externalSecretsSum, download.Error)
+	if download.Sum != o.sum {
+		return nil, fmt.Errorf("%s: checksum %q, expected %q %s", module, download.Sum, o.sum, download.Error)
 	}
-	return filepath.Join(download.Dir, externalSecretCRD), nil
+	return loadSchema(download.Dir, file)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,13 +21,15 @@ import (
 
 // plugin is the project's release binary, running on loopback.
 type plugin struct {
-	binary  string
-	url     string
-	token   string
-	command *exec.Cmd
-	log     *tail
-	done    chan struct{} // closed once the process has exited
-	exit    error         // its exit, once done is closed
+	binary string
+	url    string // http:// or, with tls, https://
+	// With tls: the files it serves, issued by the trusted CA.
+	certFile, keyFile string
+	token             string
+	command           *exec.Cmd
+	log               *tail
+	done              chan struct{} // closed once the process has exited
+	exit              error         // its exit, once done is closed
 }
 
 // tail keeps the last 16 KiB the plugin logged.
@@ -85,6 +88,19 @@ func startPlugin(binary string, project *project) (*plugin, error) {
 		"PLUGIN_LISTEN_ADDR="+addr,
 		"PLUGIN_METRICS_ADDR="+metrics,
 		"RUST_LOG=warn")
+	if project.tls != nil {
+		pair, err := project.tls.trusted.issue()
+		if err != nil {
+			return nil, err
+		}
+		prefix := strings.TrimSuffix(tokenFile, ".token")
+		p.certFile, p.keyFile = prefix+".crt", prefix+".key"
+		if err := errors.Join(os.WriteFile(p.certFile, pair.cert, 0o600), os.WriteFile(p.keyFile, pair.key, 0o600)); err != nil {
+			return nil, err
+		}
+		p.url = "https://" + addr
+		p.command.Env = append(p.command.Env, "PLUGIN_TLS_CERT_FILE="+p.certFile, "PLUGIN_TLS_KEY_FILE="+p.keyFile)
+	}
 	p.command.Stderr = p.log
 	// The plugin dies with the judge, however the judge ends.
 	p.command.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -94,6 +110,10 @@ func startPlugin(binary string, project *project) (*plugin, error) {
 	go func() {
 		p.exit = p.command.Wait()
 		_ = os.Remove(tokenFile)
+		if p.certFile != "" {
+			_ = os.Remove(p.certFile)
+			_ = os.Remove(p.keyFile)
+		}
 		close(p.done)
 	}()
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -176,6 +196,16 @@ func (p *plugin) exampleAsPreviewed() (*pluginclient.ServiceRequest, error) {
 	return request, nil
 }
 
+// hostPort is a URL's host and port.
+func hostPort(url string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://")
+}
+
+// scheme is a URL's scheme with its "://".
+func scheme(url string) string {
+	return strings.TrimSuffix(url, hostPort(url))
+}
+
 // service forwards each connection to the backend chosen when it was
 // opened, as kube-proxy does: once a pod leaves the endpoints, new
 // connections go elsewhere while established ones stay with it.
@@ -254,7 +284,7 @@ func rollingRestart(binary string, project *project) error {
 		return err
 	}
 	defer replacement.kill()
-	svc, err := newService(strings.TrimPrefix(old.url, "http://"), nil)
+	svc, err := newService(hostPort(old.url), nil)
 	if err != nil {
 		return err
 	}
@@ -263,7 +293,7 @@ func rollingRestart(binary string, project *project) error {
 	if err != nil {
 		return err
 	}
-	serviceURL := "http://" + svc.listener.Addr().String()
+	serviceURL := scheme(old.url) + svc.listener.Addr().String()
 	var (
 		mu               sync.Mutex
 		answered, failed int
@@ -307,7 +337,7 @@ func rollingRestart(binary string, project *project) error {
 	}
 	time.Sleep(500 * time.Millisecond)
 	// preStop: the pod leaves the endpoints, then SIGTERM comes.
-	svc.route(strings.TrimPrefix(replacement.url, "http://"))
+	svc.route(hostPort(replacement.url))
 	time.Sleep(500 * time.Millisecond)
 	if err := old.command.Process.Signal(syscall.SIGTERM); err != nil {
 		return err

@@ -19,7 +19,8 @@ type project struct {
 	configMaps  map[string]*corev1.ConfigMap
 	secret      *corev1.Secret // Argo CD's side
 	pluginToken []byte
-	pluginEnv   []string // the author's settings (judge.env)
+	pluginEnv   []string  // the author's settings (judge.env)
+	tls         *tlsSetup // when the plugin serves HTTPS
 }
 
 func loadProject(dir string) (*project, error) {
@@ -70,6 +71,16 @@ func loadProject(dir string) (*project, error) {
 		return nil, fmt.Errorf("deploy/token.sh print: the plugin's Secret %s holds no token", plugin.Name)
 	}
 	return p, nil
+}
+
+// https says whether Argo CD reaches the plugin over HTTPS.
+func (p *project) https() bool {
+	for _, url := range p.baseURLs() {
+		if strings.HasPrefix(url, "https://") {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *project) baseURLs() []string {

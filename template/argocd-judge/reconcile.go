@@ -58,15 +58,25 @@ type judge struct {
 	tap         *tap     // what the plugin answered
 	application *schema
 	appSet      *schema
+	// With tls: the plugin, whose certificate a check replaces, once.
+	plugin          *plugin
+	tls             *tlsSetup
+	untrustedJudged bool
 }
 
-func newJudge(p *project, pluginURL, crds string) (*judge, error) {
-	j := &judge{configMaps: p.configMaps, secret: p.secret, tap: &tap{}}
+func newJudge(p *project, plugin *plugin, crds string) (*judge, error) {
+	j := &judge{configMaps: p.configMaps, secret: p.secret}
+	// Over TLS the tap would keep ciphertext: the keys are not named.
+	if p.tls == nil {
+		j.tap = &tap{}
+	} else {
+		j.plugin, j.tls = plugin, p.tls
+	}
 	var err error
-	if j.service, err = newService(strings.TrimPrefix(pluginURL, "http://"), j.tap); err != nil {
+	if j.service, err = newService(hostPort(plugin.url), j.tap); err != nil {
 		return nil, err
 	}
-	j.pluginURL = "http://" + j.service.listener.Addr().String()
+	j.pluginURL = scheme(plugin.url) + j.service.listener.Addr().String()
 	if j.application, err = loadSchema(crds, "application-crd.yaml"); err != nil {
 		return nil, err
 	}
@@ -83,6 +93,9 @@ func (j *judge) close() {
 // returned names the keys of the parameter sets the plugin answered since
 // the last reconcile began: what an example's template can read.
 func (j *judge) returned() string {
+	if j.tap == nil {
+		return "run preview to see what the generator answers (over TLS the judge does not read the replies)"
+	}
 	keys := j.tap.keys()
 	if len(keys) == 0 {
 		return "the generator answered no parameter set"
@@ -384,7 +397,9 @@ func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet) error {
 		return err
 	}
 	defer w.close()
-	j.tap.forget()
+	if j.tap != nil {
+		j.tap.forget()
+	}
 	apps, message, err := w.reconcile()
 	if err != nil {
 		return err
@@ -432,6 +447,13 @@ func (j *judge) lifecycle(appSet *v1alpha1.ApplicationSet) error {
 	defer empty.Close()
 	if err := w.client.Update(context.Background(), j.secret.DeepCopy()); err != nil {
 		return err
+	}
+	// With tls, once: a certificate Argo CD does not trust fails closed too.
+	if j.tls != nil && !j.untrustedJudged {
+		j.untrustedJudged = true
+		if err := j.untrustedCertificate(w, appSet.Name, apps); err != nil {
+			return err
+		}
 	}
 	for _, name := range configMapRefs(appSet) {
 		var configMap corev1.ConfigMap

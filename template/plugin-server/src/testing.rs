@@ -221,6 +221,22 @@ impl Drop for TestServer {
     }
 }
 
+/// A TLS 1.1 ClientHello (record and hello version 3.2, two CBC suites of
+/// that version, no extensions), which a server speaking TLS 1.2 and 1.3
+/// alone must refuse.
+pub fn tls_1_1_client_hello() -> Vec<u8> {
+    let mut hello = vec![0x03, 0x02];
+    hello.extend([7u8; 32]); // random
+    hello.push(0); // no session id
+    hello.extend([0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]);
+    hello.extend([0x01, 0x00]); // no compression
+    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
+    handshake.extend(&hello);
+    let mut record = vec![0x16, 0x03, 0x02, 0x00, handshake.len() as u8];
+    record.extend(&handshake);
+    record
+}
+
 /// The request of Argo CD's Go client: its headers, and the body with the
 /// trailing newline of Go's `json.Encoder`.
 pub fn controller_request(token: Option<&str>, body: &str) -> Vec<u8> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::Scripted;
 use plugin_server::testing::{
     Response, TOKEN, TempDir, TestServer, TlsFiles, controller_request, read_response,
-    request_body, try_exchange,
+    request_body, tls_1_1_client_hello, try_exchange,
 };
 use rcgen::{CertificateParams, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -195,16 +195,7 @@ fn plain_http_on_the_port_gets_no_answer() {
 fn tls_1_1_is_refused() {
     let ca = TestCa::new();
     let server = https_server(&SecretVolume::new(&ca.issue()), Duration::from_secs(10));
-    let mut hello = vec![0x03, 0x02];
-    hello.extend([7u8; 32]); // random
-    hello.push(0); // no session id
-    hello.extend([0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // two CBC suites of TLS 1.1
-    hello.extend([0x01, 0x00]); // no compression
-    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
-    handshake.extend(&hello);
-    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
-    record.extend(&handshake);
-
+    let record = tls_1_1_client_hello();
     let mut tcp = TcpStream::connect(server.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     tcp.write_all(&record).unwrap();
