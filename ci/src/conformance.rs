@@ -172,6 +172,18 @@ pub fn run(project: &Project) -> Result<(), String> {
             "{name}: /metrics answered {} {text}",
             reply.status
         );
+        // A generator that records its upstream calls shows them (the
+        // example request was answered twice, each after one call).
+        if project
+            .read("src/generator.rs")
+            .contains("record_upstream_call")
+        {
+            ensure!(
+                text.contains("plugin_upstream_requests_total{result=\"2xx\"} ")
+                    && text.contains("plugin_upstream_request_duration_seconds_count "),
+                "{name}: the generator records its upstream calls, /metrics shows none: {text}"
+            );
+        }
         lint_metrics(name, &text)?;
     }
 

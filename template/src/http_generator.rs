@@ -18,7 +18,7 @@
 //! (default 1 MiB: a larger or endless reply is an error, read no further,
 //! so one upstream cannot push the pod past its memory limit).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plugin_server::{Generator, GeneratorError, GetParamsRequest, ParameterMap};
 use serde::Deserialize;
@@ -179,12 +179,12 @@ impl Generator for PluginGenerator {
         // Any failure is an error, never an empty list: Argo CD would delete
         // the Applications.
         let upstream = &self.upstream_name;
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| self.failure(e))?;
+        let started = Instant::now();
+        let sent = self.client.get(url).send().await;
+        // For `/metrics`: the upstream's latency and answers (or none).
+        let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+        plugin_server::record_upstream_call(started.elapsed(), status);
+        let response = sent.map_err(|e| self.failure(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(GeneratorError::failed(format!(

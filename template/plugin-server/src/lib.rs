@@ -39,3 +39,16 @@ mod tls;
 pub use cli::Plugin;
 pub use generator::{ErrorKind, Generator, GeneratorError};
 pub use protocol::{GetParamsRequest, ParameterMap};
+
+/// Records one call of the generator to another service (an HTTP API, a
+/// database): how long it took to the answer's head, and the answer's HTTP
+/// status, `None` when there was no answer (refused, timed out). With the
+/// `metrics` feature they are `plugin_upstream_requests_total{result}` and
+/// `plugin_upstream_request_duration_seconds` at `/metrics`, shown once a
+/// call is recorded; without it, nothing is kept.
+pub fn record_upstream_call(elapsed: std::time::Duration, status: Option<u16>) {
+    #[cfg(feature = "metrics")]
+    metrics::record_upstream_call(elapsed, status);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (elapsed, status);
+}

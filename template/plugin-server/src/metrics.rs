@@ -81,6 +81,89 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// Its samples; `labels` is empty or ends with a comma.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (count, bound) in self.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
+        }
+        let count = self.count;
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let labels = match labels.trim_end_matches(',') {
+            "" => String::new(),
+            labels => format!("{{{labels}}}"),
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{labels} {count}");
+    }
+}
+
+/// The generator's calls to other services, as it records them
+/// ([`crate::record_upstream_call`]): by result, and their latency.
+#[derive(Debug, Default)]
+struct UpstreamCalls {
+    /// By [`UPSTREAM_RESULTS`].
+    results: [u64; 5],
+    latency: Histogram,
+}
+
+/// The `result` label of an upstream call: its status class, or `error`
+/// for a call that got no answer.
+const UPSTREAM_RESULTS: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
+
+static UPSTREAM: Mutex<Option<UpstreamCalls>> = Mutex::new(None);
+
+/// Records one call of the generator to another service.
+pub fn record_upstream_call(elapsed: Duration, status: Option<u16>) {
+    let result = match status {
+        Some(200..=299) => 0,
+        Some(300..=399) => 1,
+        Some(400..=499) => 2,
+        Some(500..=599) => 3,
+        _ => 4,
+    };
+    let mut calls = UPSTREAM.lock().unwrap_or_else(|e| e.into_inner());
+    let calls = calls.get_or_insert_with(UpstreamCalls::default);
+    calls.results[result] += 1;
+    calls.latency.observe(elapsed.as_secs_f64());
+}
+
+/// The upstream families, once the generator has recorded a call.
+fn render_upstream(out: &mut String) {
+    let calls = UPSTREAM.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(calls) = calls.as_ref() else {
+        return;
+    };
+    out.push_str(
+        "# HELP plugin_upstream_requests_total The generator's calls to other services, by \
+         status class (error: no answer).\n# TYPE plugin_upstream_requests_total counter\n",
+    );
+    for (result, count) in UPSTREAM_RESULTS.iter().zip(calls.results) {
+        let _ = writeln!(
+            out,
+            "plugin_upstream_requests_total{{result=\"{result}\"}} {count}"
+        );
+    }
+    out.push_str(
+        "# HELP plugin_upstream_request_duration_seconds The generator's calls to other \
+         services: time to the answer's head.\n\
+         # TYPE plugin_upstream_request_duration_seconds histogram\n",
+    );
+    calls
+        .latency
+        .render(out, "plugin_upstream_request_duration_seconds", "");
+}
+
 impl Metrics {
     pub fn new(process: Process) -> Self {
         Self {
@@ -111,14 +194,7 @@ impl Metrics {
             None => series.counts.entry(key.to_owned()).or_default(),
         };
         *by_status.entry(status).or_default() += 1;
-        let histogram = series.latency.entry(status).or_default();
-        histogram.count += 1;
-        histogram.sum += seconds;
-        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
+        series.latency.entry(status).or_default().observe(seconds);
     }
 
     /// The metrics in Prometheus' text format, rendered from a copy so that
@@ -146,30 +222,11 @@ impl Metrics {
         out.push_str("# HELP plugin_request_duration_seconds getparams latency by status.\n");
         out.push_str("# TYPE plugin_request_duration_seconds histogram\n");
         for (status, histogram) in &series.latency {
-            let labels = format!("status=\"{status}\"");
-            for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
-                let _ = writeln!(
-                    out,
-                    "plugin_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "plugin_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "plugin_request_duration_seconds_sum{{{labels}}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "plugin_request_duration_seconds_count{{{labels}}} {}",
-                histogram.count
-            );
+            let labels = format!("status=\"{status}\",");
+            histogram.render(&mut out, "plugin_request_duration_seconds", &labels);
         }
         self.render_process(&mut out);
+        render_upstream(&mut out);
         out
     }
 
@@ -332,6 +389,28 @@ pub async fn endpoint(metrics: web::Data<Metrics>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generator's calls are counted by status class and timed; the
+    /// families appear once a call is recorded (the only test that records).
+    #[test]
+    fn upstream_calls_by_result_and_latency() {
+        crate::record_upstream_call(Duration::from_millis(3), Some(200));
+        crate::record_upstream_call(Duration::from_millis(30), Some(503));
+        crate::record_upstream_call(Duration::from_secs(2), None);
+        let text = Metrics::default().render();
+        for line in [
+            "plugin_upstream_requests_total{result=\"2xx\"} 1\n",
+            "plugin_upstream_requests_total{result=\"4xx\"} 0\n",
+            "plugin_upstream_requests_total{result=\"5xx\"} 1\n",
+            "plugin_upstream_requests_total{result=\"error\"} 1\n",
+            "plugin_upstream_request_duration_seconds_bucket{le=\"0.005\"} 1\n",
+            "plugin_upstream_request_duration_seconds_bucket{le=\"0.05\"} 2\n",
+            "plugin_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 3\n",
+            "plugin_upstream_request_duration_seconds_count 3\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
 
     #[test]
     fn counts_by_application_set_and_latency_by_status() {

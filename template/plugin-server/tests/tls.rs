@@ -362,3 +362,43 @@ fn healthcheck_asks_the_plugin_over_tls() {
         "{log}"
     );
 }
+
+/// After the handshake, a head that stalls is closed at the head deadline
+/// (counted from the handshake's first byte), and a body that stalls gets
+/// the JSON 408, as over plain HTTP.
+#[test]
+fn a_slow_head_or_body_over_tls_is_bounded() {
+    let ca = TestCa::new();
+    let volume = SecretVolume::new(&ca.issue());
+    let (cert, key) = volume.files();
+    let server = TestServer::start_with(Scripted, |config| {
+        config.tls = Some(TlsFiles { cert, key });
+        config.header_timeout = Duration::from_secs(1);
+        config.body_timeout = Duration::from_secs(1);
+    });
+    let client = ca.client(&[&rustls::version::TLS13]);
+
+    let mut stalled_head = connect(server.addr, Arc::clone(&client));
+    let started = Instant::now();
+    stalled_head
+        .write_all(b"POST /api/v1/getparams.execute HTTP/1.1\r\nHost: p\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stalled_head.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(4),
+        "a stalled head lived {waited:?}"
+    );
+    assert!(!rest.starts_with(b"HTTP/1.1 200"), "{rest:?}");
+
+    let mut stalled_body = connect(server.addr, client);
+    let head = format!(
+        "POST /api/v1/getparams.execute HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    stalled_body.write_all(head.as_bytes()).unwrap();
+    let response = read_response(&mut stalled_body).unwrap();
+    assert_eq!(response.status, 408, "{response:?}");
+    assert!(response.message().contains("body"), "{response:?}");
+}
