@@ -103,7 +103,7 @@ fn a_liquid_mistake_fails_the_lint_naming_file_and_line() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0]
-            .starts_with("deploy/base/service.yaml: line 16: unknown variable `plugin_prot`"),
+            .starts_with("deploy/base/service.yaml: line 18: unknown variable `plugin_prot`"),
         "{problems:?}"
     );
 }

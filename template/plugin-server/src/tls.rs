@@ -138,7 +138,10 @@ impl Certificates {
     /// Reads and checks the pair; refuses what clients could not use.
     pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let loaded = load(files, &provider, now_unix())?;
+        // Nothing is served yet, so the files always give a pair.
+        let loaded = load(files, &provider, None)?.ok_or_else(|| TlsError::NoCertificate {
+            path: files.cert.clone(),
+        })?;
         let stats = TlsStats::default();
         stats.not_after.store(loaded.not_after, Ordering::Relaxed);
         Ok(Self {
@@ -156,17 +159,13 @@ impl Certificates {
 
     /// Re-reads the files; on error the previous pair stays in force.
     pub fn reload(&self) -> Result<Reload, TlsError> {
-        let unchanged = |files: &(Vec<u8>, Vec<u8>)| {
-            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-            current.files == *files
-        };
-        let result = read_files(&self.files).and_then(|files| {
-            if unchanged(&files) {
-                return Ok(None);
-            }
-            parse(&self.files, files, &self.provider, now_unix()).map(Some)
-        });
-        let outcome = match result {
+        let served = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .files
+            .clone();
+        let outcome = match load(&self.files, &self.provider, Some(&served)) {
             Ok(None) => Ok(Reload::Unchanged),
             Ok(Some(loaded)) => {
                 self.stats
@@ -330,12 +329,24 @@ fn read_files(files: &TlsFiles) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     Ok((read(&files.cert)?, read(&files.key)?))
 }
 
-fn load(files: &TlsFiles, provider: &CryptoProvider, now: u64) -> Result<Loaded, TlsError> {
-    let result = parse(files, read_files(files)?, provider, now);
+/// Reads and checks the pair of `files`; `None` when they still hold the
+/// `served` one.
+fn load(
+    files: &TlsFiles,
+    provider: &CryptoProvider,
+    served: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<Option<Loaded>, TlsError> {
+    let read = || {
+        let pair = read_files(files)?;
+        if served == Some(&pair) {
+            return Ok(None);
+        }
+        parse(files, pair, provider, now_unix()).map(Some)
+    };
     // Kubernetes swaps a Secret volume's files at once, but the two reads
     // can fall on either side of a swap: a mismatch is read once more.
-    match result {
-        Err(TlsError::KeyMismatch { .. }) => parse(files, read_files(files)?, provider, now),
+    match read() {
+        Err(TlsError::KeyMismatch { .. }) => read(),
         other => other,
     }
 }
