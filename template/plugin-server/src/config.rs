@@ -175,7 +175,8 @@ impl Config {
             tls_file("PLUGIN_TLS_CERT_FILE"),
             tls_file("PLUGIN_TLS_KEY_FILE"),
         );
-        match lookup("PLUGIN_TLS").as_deref().map(str::trim) {
+        let switch = lookup("PLUGIN_TLS").map(|value| value.trim().to_owned());
+        match switch.as_deref() {
             None | Some("" | "on") => {}
             // A sidecar: Argo CD calls it over the pod's loopback.
             Some("off") if config.tls.is_none() || config.listen_addr.ip().is_loopback() => {
@@ -196,10 +197,7 @@ impl Config {
                 files.key = key.map_or_else(|| files.key.clone(), PathBuf::from);
             }
             None if cfg!(feature = "tls") => {}
-            None if cert.is_some()
-                || key.is_some()
-                || lookup("PLUGIN_TLS").as_deref() == Some("on") =>
-            {
+            None if cert.is_some() || key.is_some() || switch.as_deref() == Some("on") => {
                 return Err(
                     "PLUGIN_TLS_CERT_FILE, PLUGIN_TLS_KEY_FILE or PLUGIN_TLS=on is set, \
                             but this plugin was built without TLS (plugin-server's `tls` \
