@@ -252,10 +252,7 @@ fn oversized_body(plugin: &Running, token: &str) -> Result<(), String> {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
-    );
+    let head = oversized_head(token);
     writer
         .write_all(head.as_bytes())
         .map_err(|e| e.to_string())?;
@@ -277,15 +274,20 @@ fn oversized_body(plugin: &Running, token: &str) -> Result<(), String> {
 /// threads: 20 MB announced, none of it sent, answered 413 at once.
 fn announced_oversized_body(plugin: &Running, token: &str) -> Result<(), String> {
     let mut stream = plugin.connect(Duration::from_secs(10))?;
-    let head = format!(
-        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
-    );
+    let head = oversized_head(token);
     stream
         .write_all(head.as_bytes())
         .map_err(|e| e.to_string())?;
     let reply = read_response(&mut BufReader::new(stream)).map_err(|e| e.to_string())?;
     refused_as_too_large(&reply)
+}
+
+/// The head of a request announcing a 20 MB body.
+fn oversized_head(token: &str) -> String {
+    format!(
+        "POST {GET_PARAMS_PATH} HTTP/1.1\r\nHost: p\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+    )
 }
 
 fn refused_as_too_large(reply: &Response) -> Result<(), String> {

@@ -30,6 +30,23 @@ fn env<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
         .as_str()
 }
 
+/// Where a Deployment's first container mounts the pod volume that
+/// `volume` picks (`what` names it in errors).
+fn mount_of<'a>(
+    deployment: &'a Value,
+    what: &str,
+    volume: impl Fn(&Value) -> bool,
+) -> Result<&'a Value, String> {
+    let name = &deployment["metadata"]["name"];
+    let list = |value: &'a Value| value.as_array().into_iter().flatten();
+    let found = list(&deployment["spec"]["template"]["spec"]["volumes"])
+        .find(|v| volume(v))
+        .ok_or_else(|| format!("Deployment {name} has no volume of {what}"))?;
+    list(&container(deployment)["volumeMounts"])
+        .find(|m| m["name"] == found["name"])
+        .ok_or_else(|| format!("Deployment {name}: the volume of {what} is not mounted"))
+}
+
 /// Every check of this module.
 pub fn check(project: &Project, install: &[Value]) -> Result<(), String> {
     let name = &project.name;
@@ -67,19 +84,9 @@ fn served_from_the_secret(
     certificate: &Value,
 ) -> Result<(), String> {
     let secret = string(certificate, "/spec/secretName")?;
-    let pod = &deployment["spec"]["template"]["spec"];
-    let volume = pod["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["secret"]["secretName"] == secret)
-        .ok_or_else(|| format!("Deployment {name} does not mount Secret {secret}"))?;
-    let mount = container(deployment)["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["name"] == volume["name"])
-        .ok_or_else(|| format!("Deployment {name}: the volume of {secret} is not mounted"))?;
+    let mount = mount_of(deployment, &format!("Secret {secret}"), |volume| {
+        volume["secret"]["secretName"] == secret
+    })?;
     ensure!(
         mount["readOnly"] == true && mount.get("subPath").is_none(),
         "Deployment {name}: {secret} must be mounted read-only and whole (subPath stops renewals)"
@@ -170,19 +177,9 @@ fn argocd_trust(project: &Project, install: &[Value]) -> Result<(), String> {
     let key = string(bundle, "/spec/target/configMap/key")?;
     for caller in ["argocd-applicationset-controller", "argocd-server"] {
         let deployment = one(&objects, "Deployment", caller)?;
-        let pod = &deployment["spec"]["template"]["spec"];
-        let volume = pod["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["configMap"]["name"] == bundle["metadata"]["name"])
-            .ok_or_else(|| format!("{caller} does not mount the Bundle's ConfigMap"))?;
-        let mount = container(deployment)["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["name"] == volume["name"])
-            .ok_or_else(|| format!("{caller}: the CA's volume is not mounted"))?;
+        let mount = mount_of(deployment, "the Bundle's ConfigMap", |volume| {
+            volume["configMap"]["name"] == bundle["metadata"]["name"]
+        })?;
         let folder = string(mount, "/mountPath")?;
         let dirs = env(container(deployment), "SSL_CERT_DIR").unwrap_or_default();
         ensure!(

@@ -237,7 +237,7 @@ pub fn pinned_client(
     addr: SocketAddr,
     stream: TcpStream,
 ) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
-    let (cert_pem, _) = read_files(files).map_err(|error| error.to_string())?;
+    let cert_pem = read_file(&files.cert).map_err(|error| error.to_string())?;
     let pinned = CertificateDer::pem_slice_iter(&cert_pem)
         .next()
         .and_then(Result::ok)
@@ -319,14 +319,15 @@ fn now_unix() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::Unreadable {
+        path: path.to_owned(),
+        error,
+    })
+}
+
 fn read_files(files: &TlsFiles) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|error| TlsError::Unreadable {
-            path: path.to_owned(),
-            error,
-        })
-    };
-    Ok((read(&files.cert)?, read(&files.key)?))
+    Ok((read_file(&files.cert)?, read_file(&files.key)?))
 }
 
 /// Reads and checks the pair of `files`; `None` when they still hold the
